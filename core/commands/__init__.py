@@ -1,0 +1,1 @@
+"""`tressel` subcommands, one module each (see tressel.cli)."""
