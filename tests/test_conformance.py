@@ -1,0 +1,21 @@
+"""Each conformance kind against the DiffLocks vectors (vectors/README.md), through the runner."""
+
+from __future__ import annotations
+
+from tressel.conformance import load_cases, run_case
+
+
+def _run_kind(vectors_dir, kind: str) -> list:
+    cases = [c for c in load_cases(vectors_dir) if c.kind == kind]
+    assert cases, f"no {kind} cases in {vectors_dir}"
+    return [run_case(c, debug=True) for c in cases]
+
+
+def test_dinov2_kind(vectors_dir):
+    results = _run_kind(vectors_dir, "dinov2")
+    assert {r.case for r in results} == {"dinov2_tiny_770", "dinov2_tiny_224"}
+    for result in results:
+        assert result.ok, (result.case, result.error, result.comparisons)
+        # the debug array (interpolated positions) must match too, not only the outputs
+        assert all(c.ok for c in result.comparisons), result.comparisons
+        assert {c.output for c in result.comparisons} >= {"cls", "registers", "patch"}
