@@ -17,6 +17,8 @@ from tressel.errors import TresselError
 
 # Order here is the order in `tressel --help`.
 COMMAND_MODULES = [
+    "generate",
+    "models",
     "conformance",
 ]
 
