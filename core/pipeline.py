@@ -1,0 +1,505 @@
+"""One job, end to end: image → face crop → DINOv2 features → scalp diffusion → strands → HairResult.
+
+`generate(image, bundle, params, progress, cancel)` is the API the CLI, the daemon, batch and
+the hosts call. Every random draw comes from one `torch.Generator` seeded from `params.seed`
+(on the CPU, so CPU and GPU runs start from the same noise); `cancel` is checked between steps;
+models stay loaded across calls in a small cache keyed by bundle hash, device and dtype.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from tressel import __version__
+from tressel.bundles import Bundle, load_bundle
+from tressel.errors import BundleError, ConfigError
+from tressel.progress import CancelFlag, ProgressFn, check_cancel, no_progress
+from tressel.result import HairMaterial, HairResult, Provenance, ScalpMesh
+
+if TYPE_CHECKING:
+    from torch import nn
+
+log = logging.getLogger(__name__)
+
+# Phases in the order a job reports them through `progress(phase, step, total)`.
+PHASES = ("load", "image", "face", "encode", "diffusion", "roots", "decode", "place", "material")
+
+ImageInput = str | os.PathLike | bytes | bytearray | memoryview | np.ndarray
+
+
+@dataclass
+class GenerateParams:
+    """What a job may change; None means the bundle's default (its manifest `sampler`)."""
+
+    seed: int = 0
+    steps: int | None = None
+    guidance: float | None = None  # classifier-free guidance scale; 1 disables it
+    guidance_interval: tuple[float, float] | None = None  # guidance only where lo < σ < hi
+    density_scale: float = 1.0  # scales the predicted density: fewer (or more) strands
+    max_strands: int | None = None  # keep at most this many strands (a seeded subset)
+    device: str = "auto"  # "auto" = cuda if available, else cpu
+    dtype: str = "auto"  # "auto" = bfloat16 autocast on cuda, float32 on cpu
+    crop: bool = True  # False: the whole image is the face crop (no detection)
+    condition_dropout: float | None = None  # DiffLocks drops the image on ~10% of calls
+    keep_texture: bool = False  # keep the raw scalp texture and density in the result
+    decode_chunk_size: int = 256
+
+    def validate(self) -> None:
+        if self.steps is not None and self.steps < 1:
+            raise ConfigError(f"steps must be at least 1, got {self.steps}")
+        if self.guidance is not None and self.guidance < 0:
+            raise ConfigError(f"guidance must be >= 0, got {self.guidance}")
+        if self.density_scale <= 0:
+            raise ConfigError(f"density scale must be > 0, got {self.density_scale}")
+        if self.max_strands is not None and self.max_strands < 1:
+            raise ConfigError(f"max strands must be at least 1, got {self.max_strands}")
+        if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
+            raise ConfigError(f"dtype {self.dtype!r}: use auto, float32, bfloat16 or float16")
+        if self.condition_dropout is not None and not 0 <= self.condition_dropout < 1:
+            raise ConfigError("condition dropout must lie in [0, 1)")
+        if self.decode_chunk_size < 1:
+            raise ConfigError("decode chunk size must be at least 1")
+
+
+@dataclass
+class GenerateOutput:
+    """A job's groom plus what the CLI saves beside it and what the benchmark reads."""
+
+    hair: HairResult
+    crop_image: np.ndarray | None  # uint8 [S,S,3], the model's view of the face
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per phase
+    device: str = "cpu"
+    dtype: str = "float32"
+
+
+# --------------------------------------------------------------------------------------------
+# device, dtype and the model cache
+
+
+def resolve_device(device: str) -> torch.device:
+    if device in ("", "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError:
+        raise ConfigError(f"unknown device {device!r}: use auto, cpu, cuda or cuda:N") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} asked for but CUDA is not available: use --device "
+                          "cpu")
+    if resolved.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError("device 'mps' asked for but not available: use --device cpu")
+    return resolved
+
+
+def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
+    """The diffusion autocast dtype: DiffLocks runs bf16 on GPUs; CPUs stay in float32."""
+    if dtype in ("", "auto"):
+        if device.type == "cuda" and torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return torch.float32
+    return {"float32": torch.float32, "bfloat16": torch.bfloat16,
+            "float16": torch.float16}[dtype]
+
+
+@dataclass
+class LoadedModels:
+    """Every network and the scalp data of one bundle, on one device."""
+
+    bundle: Bundle
+    device: torch.device
+    dtype: torch.dtype
+    denoiser: nn.Module
+    strand_codec: nn.Module
+    rgb2material: nn.Module
+    image_encoder: nn.Module
+    scalp: dict[str, np.ndarray]
+
+
+_CACHE: OrderedDict[tuple[str, str, str], LoadedModels] = OrderedDict()
+_CACHE_LOCK = threading.Lock()
+# One bundle resident by default: a second full DiffLocks bundle would need another 4 GB.
+CACHE_SIZE = int(os.environ.get("TRESSEL_MODEL_CACHE", "1"))
+
+
+def clear_model_cache() -> None:
+    """Drop every cached model (the daemon's "unload")."""
+    with _CACHE_LOCK:
+        _CACHE.clear()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def cached_models() -> list[tuple[str, str, str]]:
+    """(bundle hash, device, dtype) of each cached model set, oldest first."""
+    with _CACHE_LOCK:
+        return list(_CACHE)
+
+
+def load_models(bundle: Bundle, device: torch.device, dtype: torch.dtype) -> LoadedModels:
+    """The bundle's networks on `device`, from the cache when already loaded."""
+    key = (bundle.content_hash, str(device), str(dtype))
+    with _CACHE_LOCK:
+        if key in _CACHE:
+            _CACHE.move_to_end(key)
+            return _CACHE[key]
+        # Free the old models before loading new ones so that peak memory stays one bundle.
+        while len(_CACHE) >= max(CACHE_SIZE, 1):
+            _CACHE.popitem(last=False)
+        models = _load_uncached(bundle, device, dtype)
+        _CACHE[key] = models
+        return models
+
+
+def _load_uncached(bundle: Bundle, device: torch.device, dtype: torch.dtype) -> LoadedModels:
+    from tressel.components import load_component
+    from tressel.nn.denoiser import Denoiser
+
+    def component(name: str) -> nn.Module:
+        return load_component(name, bundle.config(name), bundle.state_dict(name), device,
+                              what=f"bundle {bundle.name!r} {name}")
+
+    inner = component("diffusion")
+    denoiser = Denoiser(inner, sigma_data=bundle.sigma_data).eval()
+    models = LoadedModels(
+        bundle=bundle, device=device, dtype=dtype, denoiser=denoiser,
+        strand_codec=component("strand_codec"), rgb2material=component("rgb2material"),
+        image_encoder=component("image_encoder"), scalp=bundle.scalp_data(),
+    )
+    _check_consistent(bundle, models)
+    return models
+
+
+def _check_consistent(bundle: Bundle, models: LoadedModels) -> None:
+    """Catch a bundle whose configs disagree before the first job fails deep inside a layer."""
+    inner = models.denoiser.inner_model
+    feat_dim, fh, fw = inner.config.local_cond_shape
+    encoder = models.image_encoder.config
+    grid = bundle.crop_size // encoder.patch_size
+    problems = []
+    if encoder.embed_dim != feat_dim or (grid, grid) != (fh, fw):
+        problems.append(f"the image encoder gives {encoder.embed_dim}x{grid}x{grid} features at "
+                        f"crop {bundle.crop_size} but the diffusion model expects "
+                        f"{feat_dim}x{fh}x{fw}")
+    if tuple(inner.config.input_size) != (bundle.texture_size, bundle.texture_size):
+        problems.append(f"texture.size {bundle.texture_size} differs from the diffusion input "
+                        f"{list(inner.config.input_size)}")
+    latent = models.strand_codec.config.latent_dim
+    if bundle.texture_channels != latent + 1:
+        problems.append(f"the texture has {bundle.texture_channels} channels but the strand "
+                        f"codec needs {latent} latents + 1 density")
+    if problems:
+        raise BundleError(f"bundle {bundle.name!r} is inconsistent: " + "; ".join(problems))
+
+
+# --------------------------------------------------------------------------------------------
+# the job
+
+
+def generate(
+    image: ImageInput,
+    bundle: Bundle | str | os.PathLike,
+    params: GenerateParams | None = None,
+    progress: ProgressFn | None = None,
+    cancel: CancelFlag | None = None,
+) -> HairResult:
+    """Turn one photo into a groom (see `run_generate` for the crop and timings too)."""
+    return run_generate(image, bundle, params, progress, cancel).hair
+
+
+def run_generate(
+    image: ImageInput,
+    bundle: Bundle | str | os.PathLike,
+    params: GenerateParams | None = None,
+    progress: ProgressFn | None = None,
+    cancel: CancelFlag | None = None,
+) -> GenerateOutput:
+    """`generate`, also returning the face crop and the seconds spent in each phase."""
+    params = params or GenerateParams()
+    params.validate()
+    report = progress or no_progress
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def phase_done(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[name] = timings.get(name, 0.0) + now - clock
+        clock = now
+        check_cancel(cancel)
+
+    check_cancel(cancel)
+    report("load", 0, 1)
+    bundle = load_bundle(bundle)
+    device = resolve_device(params.device)
+    dtype = resolve_dtype(params.dtype, device)
+    models = load_models(bundle, device, dtype)
+    sampler = bundle.sampler
+    steps = int(params.steps or sampler["steps"])
+    guidance = float(params.guidance if params.guidance is not None else sampler["guidance"])
+    interval = tuple(float(v) for v in (params.guidance_interval or
+                                         sampler["guidance_interval"]))
+    report("load", 1, 1)
+    phase_done("load")
+
+    report("image", 0, 1)
+    loaded = _load_image(image)
+    report("image", 1, 1)
+    phase_done("image")
+
+    from tressel.face import crop_face
+
+    report("face", 0, 1)
+    face = crop_face(loaded.rgb, crop=params.crop, name=loaded.name, out_size=bundle.crop_size)
+    report("face", 1, 1)
+    phase_done("face")
+
+    report("encode", 0, 1)
+    with torch.inference_mode():
+        cls_token, patch_map = models.image_encoder.encode(face.image)
+    report("encode", 1, 1)
+    phase_done("encode")
+
+    # One generator for the whole job, consumed in a fixed order: noise, dropout, roots, subset.
+    generator = torch.Generator(device="cpu").manual_seed(int(params.seed))
+    scalp_texture = _sample_texture(models, cls_token, patch_map, generator, steps, guidance,
+                                    interval, params, sampler, report, cancel)
+    phase_done("diffusion")
+
+    report("roots", 0, 1)
+    density, root_rowcol, latents = _sample_roots(bundle, scalp_texture, generator, params)
+    report("roots", 1, 1)
+    phase_done("roots")
+
+    strands_tbn = _decode(models, latents, params, report, cancel)
+    phase_done("decode")
+
+    report("place", 0, 1)
+    positions, root_positions, root_normals = _place(models, root_rowcol, strands_tbn,
+                                                     bundle.uv_map_size)
+    report("place", 1, 1)
+    phase_done("place")
+
+    report("material", 0, 1)
+    material = _material(models, patch_map)
+    report("material", 1, 1)
+    phase_done("material")
+
+    rowcol = root_rowcol.cpu().numpy().astype(np.float32)
+    # DiffLocks samples roots as (row, col) = (1 - t, s); HairResult carries the mesh's (s, t).
+    root_uv = np.stack([rowcol[:, 1], 1.0 - rowcol[:, 0]], axis=1).astype(np.float32)
+    scalp = models.scalp
+    hair = HairResult(
+        positions=positions,
+        root_uv=root_uv,
+        root_positions=root_positions,
+        root_normals=root_normals,
+        material=material,
+        provenance=Provenance(
+            image_sha256=loaded.sha256,
+            bundle_name=bundle.name,
+            bundle_hash=bundle.content_hash,
+            seed=int(params.seed),
+            steps=steps,
+            guidance=guidance,
+            guidance_interval=(interval[0], interval[1]),
+            crop_box=tuple(face.box.as_list()),
+            tressel_version=__version__,
+        ),
+        scalp_mesh=ScalpMesh(vertices=scalp["vertices"], faces=scalp["faces"], uv=scalp["uv"]),
+        scalp_texture=scalp_texture[0].float().cpu().numpy() if params.keep_texture else None,
+        density=density.cpu().numpy() if params.keep_texture else None,
+    )
+    log.info("groom: %d strands x %d points from %s (%s)", hair.num_strands,
+             hair.points_per_strand, loaded.name, ", ".join(f"{k} {v:.2f}s"
+                                                            for k, v in timings.items()))
+    return GenerateOutput(hair=hair, crop_image=face.image, timings=timings, device=str(device),
+                          dtype=str(dtype).replace("torch.", ""))
+
+
+def _load_image(image: ImageInput) -> Any:
+    """A LoadedImage from a path, encoded bytes, or an RGB array (uint8 or float in [0,1])."""
+    from tressel.images import LoadedImage, load_image
+
+    if isinstance(image, np.ndarray):
+        import hashlib
+
+        array = image
+        if array.ndim == 2:
+            array = np.repeat(array[..., None], 3, axis=2)
+        if array.ndim != 3 or array.shape[2] not in (3, 4):
+            raise ConfigError(f"image array must be [H,W,3] RGB, got shape {list(image.shape)}")
+        array = array[..., :3]
+        if array.dtype == np.uint8:
+            rgb = array.astype(np.float32) / 255.0
+        else:
+            rgb = np.clip(array.astype(np.float32), 0.0, 1.0)
+        digest = hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
+        return LoadedImage(rgb=np.ascontiguousarray(rgb), sha256=digest, name="image array",
+                           file_format="array", source_type=str(array.dtype),
+                           converted_from_linear=False)
+    return load_image(image)
+
+
+def _sample_texture(models: LoadedModels, cls_token: torch.Tensor, patch_map: torch.Tensor,
+                    generator: torch.Generator, steps: int, guidance: float,
+                    interval: tuple[float, ...], params: GenerateParams,
+                    sampler: dict[str, Any], report: ProgressFn,
+                    cancel: CancelFlag | None) -> torch.Tensor:
+    """The raw scalp texture `[1, C, S, S]` (float32) from the DPM++(2M) sampler (SPEC §4)."""
+    from tressel.sampling import initial_noise, karras_sigmas, sample_dpmpp_2m_sde
+
+    device, dtype = models.device, models.dtype
+    inner = models.denoiser.inner_model
+    rate = params.condition_dropout
+    inner.condition_dropout_rate = float(sampler.get("condition_dropout", 0.0)
+                                         if rate is None else rate)
+    size = inner.config.input_size
+    sigmas = karras_sigmas(steps, float(sampler["sigma_min"]), float(sampler["sigma_max"]),
+                           float(sampler.get("rho", 7.0)), device=device)
+    x = initial_noise((1, inner.config.input_channels, *size), float(sampler["sigma_max"]),
+                      generator, device)
+    cls_token = cls_token.to(device)
+    patch_map = patch_map.to(device)
+    autocast = torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
+
+    def model_fn(x: torch.Tensor, sigma: torch.Tensor, conditional: bool) -> torch.Tensor:
+        with autocast:
+            if conditional:
+                return models.denoiser(x, sigma, cls_token, patch_map, generator=generator)
+            return models.denoiser(x, sigma, generator=generator)
+
+    def callback(info: dict[str, Any]) -> None:
+        report("diffusion", info["i"] + 1, steps)
+        check_cancel(cancel)
+
+    report("diffusion", 0, steps)
+    with torch.inference_mode():
+        texture = sample_dpmpp_2m_sde(model_fn, x, sigmas, cfg_val=guidance,
+                                      cfg_interval=interval, callback=callback)
+    return texture.float()
+
+
+def _sample_roots(bundle: Bundle, scalp_texture: torch.Tensor, generator: torch.Generator,
+                  params: GenerateParams) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(density [S,S], root (row, col) [N,2], strand latents [N,L]) from the texture (SPEC §8)."""
+    from tressel.roots import sample_roots, texture_density
+
+    roots = bundle.roots
+    texture = scalp_texture.cpu()
+    density = texture_density(texture, sigma_data=bundle.sigma_data,
+                              floor=float(roots["density_floor"]))
+    if params.density_scale != 1.0:
+        density = (density * params.density_scale).clamp_(0.0, 1.0)
+    root_rowcol, latents = sample_roots(texture[:, :-1], density, generator,
+                                        upsample_multiplier=int(roots["upsample_multiplier"]))
+    if params.max_strands is not None and root_rowcol.shape[0] > params.max_strands:
+        keep = torch.randperm(root_rowcol.shape[0], generator=generator)[:params.max_strands]
+        keep = keep.sort().values  # keep the sampler's order (grid roots first)
+        root_rowcol, latents = root_rowcol[keep], latents[keep]
+    return density.reshape(density.shape[-2:]), root_rowcol, latents
+
+
+def _decode(models: LoadedModels, latents: torch.Tensor, params: GenerateParams,
+            report: ProgressFn, cancel: CancelFlag | None) -> torch.Tensor:
+    from tressel.nn.strand_codec import decode_strands
+
+    report("decode", 0, 1)
+    if latents.shape[0] == 0:
+        config = models.strand_codec.config
+        return torch.zeros(0, config.nr_verts_per_strand, 3)
+    return decode_strands(models.strand_codec, latents.to(models.device),
+                          chunk_size=params.decode_chunk_size, progress=report,
+                          cancel=cancel).cpu()
+
+
+def _place(models: LoadedModels, root_rowcol: torch.Tensor, strands_tbn: torch.Tensor,
+           uv_map_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """World-space strands [N,V,3], roots [N,3] and root normals [N,3] (SPEC §10)."""
+    from tressel.geometry.placement import place_strands
+
+    placed = place_strands(models.scalp, root_rowcol.numpy(), strands_tbn.numpy(),
+                           uv_map_size=uv_map_size)
+    return (placed.strands_world.astype(np.float32), placed.root_position.astype(np.float32),
+            placed.root_normal.astype(np.float32))
+
+
+def _material(models: LoadedModels, patch_map: torch.Tensor) -> HairMaterial:
+    with torch.inference_mode():
+        raw = models.rgb2material(patch_map.to(models.device).float())
+    return HairMaterial.from_raw(raw[0].float().cpu().tolist())
+
+
+# --------------------------------------------------------------------------------------------
+# writing results
+
+
+def save_npz(hair: HairResult, path: str | os.PathLike) -> Path:
+    """positions, root_uv, root positions/normals and the material, atomically."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.tmp.npz")
+    np.savez_compressed(
+        tmp, positions=hair.positions, root_uv=hair.root_uv,
+        root_positions=hair.root_positions, root_normals=hair.root_normals,
+        material_raw=np.asarray(hair.material.raw, dtype=np.float32),
+        seed=np.int64(hair.provenance.seed),
+    )
+    os.replace(tmp, path)
+    return path
+
+
+def write_groom_file(hair: HairResult, path: str | os.PathLike) -> Path:
+    """The groom as a USD layer: `tressel.usd.write_groom` when present, else plain curves."""
+    path = Path(path)
+    try:
+        from tressel.usd import write_groom
+    except ImportError:
+        write_groom = None
+    if write_groom is not None:
+        write_groom(hair, path)
+    else:
+        write_basis_curves(hair, path)
+    return path
+
+
+def write_basis_curves(hair: HairResult, path: Path) -> None:
+    """A minimal groom layer: one linear BasisCurves prim, metres, Y up, atomic write."""
+    from pxr import Gf, Sdf, Usd, UsdGeom, Vt
+
+    n, v = hair.positions.shape[:2]
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    stage = Usd.Stage.CreateNew(str(tmp))
+    UsdGeom.SetStageUpAxis(stage, UsdGeom.Tokens.y)
+    UsdGeom.SetStageMetersPerUnit(stage, 1.0)
+    root = UsdGeom.Xform.Define(stage, "/Groom")
+    stage.SetDefaultPrim(root.GetPrim())
+    curves = UsdGeom.BasisCurves.Define(stage, "/Groom/Strands")
+    curves.CreateTypeAttr(UsdGeom.Tokens.linear)
+    points = hair.positions.reshape(-1, 3).astype(np.float32)
+    curves.CreatePointsAttr(Vt.Vec3fArray.FromNumpy(points))
+    curves.CreateCurveVertexCountsAttr(Vt.IntArray.FromNumpy(np.full(n, v, dtype=np.int32)))
+    widths = np.tile(np.linspace(8e-5, 2e-5, v, dtype=np.float32), n)
+    curves.CreateWidthsAttr(Vt.FloatArray.FromNumpy(widths))
+    curves.SetWidthsInterpolation(UsdGeom.Tokens.vertex)
+    st = UsdGeom.PrimvarsAPI(curves).CreatePrimvar("st", Sdf.ValueTypeNames.TexCoord2fArray,
+                                                   UsdGeom.Tokens.uniform)
+    st.Set(Vt.Vec2fArray.FromNumpy(hair.root_uv.astype(np.float32)))
+    if n:
+        lo, hi = points.min(0), points.max(0)
+        curves.CreateExtentAttr(Vt.Vec3fArray([Gf.Vec3f(*map(float, lo)),
+                                               Gf.Vec3f(*map(float, hi))]))
+    prov = hair.provenance
+    root.GetPrim().SetCustomDataByKey("tressel:bundle", prov.bundle_name)
+    root.GetPrim().SetCustomDataByKey("tressel:bundleHash", prov.bundle_hash)
+    root.GetPrim().SetCustomDataByKey("tressel:imageSha256", prov.image_sha256)
+    root.GetPrim().SetCustomDataByKey("tressel:seed", int(prov.seed))
+    stage.GetRootLayer().Save()
+    os.replace(tmp, path)
