@@ -19,3 +19,15 @@ def test_dinov2_kind(vectors_dir):
         # the debug array (interpolated positions) must match too, not only the outputs
         assert all(c.ok for c in result.comparisons), result.comparisons
         assert {c.output for c in result.comparisons} >= {"cls", "registers", "patch"}
+
+
+def test_diffusion_kinds(vectors_dir):
+    results = _run_kind(vectors_dir, "denoiser") + _run_kind(vectors_dir, "sampler")
+    assert {r.case for r in results} >= {"denoiser_small_cond", "denoiser_small_uncond",
+                                         "sampler_small_cfg1", "sampler_small_cfg2p5"}
+    for result in results:
+        assert result.ok, (result.case, result.error, result.comparisons)
+        # every intermediate (hooks on each level, cross layer, merge and split) agrees too
+        assert all(c.ok for c in result.comparisons), result.comparisons
+    names = {c.output for r in results for c in r.comparisons}
+    assert {"denoised", "x0", "debug:cross_up0_out", "debug:step_denoised"} <= names

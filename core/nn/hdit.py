@@ -366,8 +366,9 @@ class HDiT(nn.Module):
         """x `[B,C,H,W]` (already scaled by c_in), sigma `[B]`; cls_token `[B,D]` and patch_map
         `[B,D,h,w]` (channels-first) or both None for the unconditional model (SPEC §2.8).
 
-        Condition dropout (rate `condition_dropout_rate`, 0 for Tressel inference) draws from
-        `generator` only; a positive rate without a generator is refused so runs stay seeded.
+        Condition dropout (`condition_dropout_rate`) applies in training mode only and draws
+        from `generator`, which is then required; unlike the released code, eval-mode inference
+        never drops the image conditioning (SPEC §2.9), so results depend only on the inputs.
         """
         c = self.config
         if (cls_token is None) != (patch_map is None):
@@ -391,9 +392,10 @@ class HDiT(nn.Module):
         else:
             patch_map = patch_map.to(dtype)
             global_cond = torch.cat([patch_map.mean(dim=(2, 3)), cls_token.to(dtype)], dim=-1)
-        if self.condition_dropout_rate > 0:
+        if self.training and self.condition_dropout_rate > 0:
             if generator is None:
-                raise ValueError("condition dropout needs an explicit torch.Generator")
+                raise ValueError("condition dropout in training needs an explicit "
+                                 "torch.Generator: pass generator=")
             keep = torch.rand(bsz, generator=generator, device=generator.device)
             keep = (keep >= self.condition_dropout_rate).to(device=device, dtype=dtype)
             global_cond = global_cond * keep[:, None]
