@@ -1,0 +1,389 @@
+"""Write a `HairResult` as a USD groom layer that lookdev artists open directly in their DCC.
+
+Layout of the layer (DESIGN.md "The USD layer"):
+
+    /Groom                  Xform, kind=component, defaultPrim, TresselGroomAPI (provenance)
+        Strands             BasisCurves: the render strands
+        Guides              BasisCurves, purpose=guide: a few thousand strands for DCC import
+        Scalp               Mesh, purpose=guide, on request
+        Looks/HairMaterial  MaterialX Chiang hair + UsdPreviewSurface fallback
+
+With level-of-detail variants, /Groom carries a `lod` variant set (full, preview, guides); the
+strands of `full` and `preview` come through payloads to the abstract /TresselPayloads prim of
+the same file, so the layer stays one file and a stage opened without payloads skips the
+heavy geometry.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from pxr import Gf, Kind, Sdf, Usd, UsdGeom, UsdShade, Vt
+from tressel import __version__
+from tressel.errors import ConfigError
+from tressel.result import HairResult
+from tressel.usd import curves as curve_ops
+from tressel.usd.material import author_hair_material, preview_color
+from tressel.usd.schema import GROOM_API, groom_attribute_types, register_schemas
+
+log = logging.getLogger(__name__)
+
+UNITS = {"m": 1.0, "cm": 0.01}
+LOD_VARIANTS = ("full", "preview", "guides")
+PAYLOAD_ROOT = Sdf.Path("/TresselPayloads")
+FORMATS = {".usdc": "usdc", ".usd": "usdc", ".usda": "usda"}
+
+
+@dataclass
+class WriteOptions:
+    """How to turn strands into curves; every length is in metres, whatever `units` says."""
+
+    points_per_strand: int = 64  # points written per render strand (control points for bspline)
+    basis: str = "linear"  # "linear" (every importer reads it) or "bspline" (cubic)
+    units: str = "m"  # stage unit: "m" (metersPerUnit 1) or "cm" (metersPerUnit 0.01)
+    root_width: float = 1.0e-4  # strand width at the root
+    tip_width: float = 2.0e-5  # strand width at the tip
+    guides: int = 2000  # guide strands spread evenly over the scalp; 0 for none
+    guide_points: int | None = None  # points per guide; None: same as points_per_strand
+    lod: bool = False  # author lod variants (full, preview, guides) with payloads
+    lod_selection: str = "full"  # the variant a stage opens with
+    preview_fraction: float = 0.1  # share of strands in the preview variant
+    preview_points: int = 16  # points per strand in the preview variant
+    scalp: bool = False  # add the scalp mesh, as guide purpose, for context
+    material: bool = True  # author and bind the hair material
+    groom_name: str = "Groom"  # name of the root prim
+
+    def check(self) -> None:
+        if self.basis not in curve_ops.BASES:
+            raise ConfigError(f"unknown curve basis {self.basis!r}: use linear or bspline")
+        if self.units not in UNITS:
+            raise ConfigError(f"unknown units {self.units!r}: use m or cm")
+        minimum = 2 if self.basis == "linear" else 4
+        for name in ("points_per_strand", "preview_points", "guide_points"):
+            value = getattr(self, name)
+            if value is not None and value < minimum:
+                raise ConfigError(f"{name}={value} is too few for {self.basis} curves: "
+                                  f"use at least {minimum}")
+        if self.guides < 0:
+            raise ConfigError(f"guides={self.guides}: use 0 for no guides or a positive count")
+        if not 0.0 < self.preview_fraction <= 1.0:
+            raise ConfigError(f"preview_fraction={self.preview_fraction}: use a value in (0, 1]")
+        if self.lod_selection not in LOD_VARIANTS:
+            raise ConfigError(f"lod_selection={self.lod_selection!r}: use one of "
+                              f"{', '.join(LOD_VARIANTS)}")
+        if not (self.root_width > 0 and self.tip_width > 0):
+            raise ConfigError("strand widths must be positive")
+        if not Sdf.Path.IsValidIdentifier(self.groom_name):
+            raise ConfigError(f"groom_name {self.groom_name!r} is not a valid USD prim name")
+
+
+@dataclass
+class WriteReport:
+    """What `write_groom` wrote, and how close the written curves stay to the strands."""
+
+    path: Path
+    file_format: str
+    num_strands: int
+    points_per_strand: int
+    source_points_per_strand: int
+    basis: str
+    units: str
+    meters_per_unit: float
+    max_deviation: float  # metres: farthest input point from the written render curve
+    mean_deviation: float  # metres
+    num_guides: int
+    lod: bool
+    scalp: bool
+    bytes: int
+    seconds: float
+    options: dict = field(default_factory=dict)
+
+
+def _vec3f(array: np.ndarray) -> Vt.Vec3fArray:
+    return Vt.Vec3fArray.FromNumpy(np.ascontiguousarray(array, dtype=np.float32).reshape(-1, 3))
+
+
+def _define_curves(
+    stage: Usd.Stage,
+    path: Sdf.Path,
+    points: np.ndarray,
+    widths: np.ndarray,
+    basis: str,
+    root_uv: np.ndarray,
+    strand_ids: np.ndarray,
+    root_normals: np.ndarray,
+    color: Gf.Vec3f,
+) -> Gf.Range3f:
+    """Define one BasisCurves prim from [N,K,3] points; returns its extent."""
+    num, per_strand, _ = points.shape
+    curves = UsdGeom.BasisCurves.Define(stage, path)
+    if basis == "linear":
+        curves.CreateTypeAttr(UsdGeom.Tokens.linear)
+    else:
+        curves.CreateTypeAttr(UsdGeom.Tokens.cubic)
+        curves.CreateBasisAttr(UsdGeom.Tokens.bspline)
+    curves.CreateWrapAttr(UsdGeom.Tokens.nonperiodic)
+    curves.CreateCurveVertexCountsAttr(
+        Vt.IntArray.FromNumpy(np.full(num, per_strand, dtype=np.int32))
+    )
+    points_vt = _vec3f(points)
+    curves.CreatePointsAttr(points_vt)
+    # The plain `widths` attribute, not primvars:widths: Blender reads only the former.
+    widths_vt = Vt.FloatArray.FromNumpy(np.tile(widths.astype(np.float32), num))
+    curves.CreateWidthsAttr(widths_vt)
+    curves.SetWidthsInterpolation(UsdGeom.Tokens.vertex)
+    extent = UsdGeom.Curves.ComputeExtent(points_vt, widths_vt)
+    curves.CreateExtentAttr(extent)
+    del points_vt, widths_vt
+    primvars = UsdGeom.PrimvarsAPI(curves)
+    primvars.CreatePrimvar("st", Sdf.ValueTypeNames.TexCoord2fArray, UsdGeom.Tokens.uniform).Set(
+        Vt.Vec2fArray.FromNumpy(np.ascontiguousarray(root_uv, dtype=np.float32))
+    )
+    primvars.CreatePrimvar("strandId", Sdf.ValueTypeNames.IntArray, UsdGeom.Tokens.uniform).Set(
+        Vt.IntArray.FromNumpy(np.ascontiguousarray(strand_ids, dtype=np.int32))
+    )
+    primvars.CreatePrimvar(
+        "rootNormal", Sdf.ValueTypeNames.Normal3fArray, UsdGeom.Tokens.uniform
+    ).Set(_vec3f(root_normals))
+    curves.CreateDisplayColorPrimvar(UsdGeom.Tokens.constant).Set(Vt.Vec3fArray([color]))
+    return Gf.Range3f(Gf.Vec3f(extent[0]), Gf.Vec3f(extent[1]))
+
+
+def _bind(prim: Usd.Prim, material: UsdShade.Material | None) -> None:
+    if material is not None:
+        UsdShade.MaterialBindingAPI.Apply(prim).Bind(material)
+
+
+def _author_provenance(groom: Usd.Prim, result: HairResult, report_fields: dict) -> None:
+    """Apply TresselGroomAPI and author every one of its attributes with its schema type."""
+    if not groom.ApplyAPI(GROOM_API):
+        groom.AddAppliedSchema(GROOM_API)  # schema registered too late to look up: same data
+    prov = result.provenance
+    mat = result.material
+    values = {
+        "tressel:version": prov.tressel_version or __version__,
+        "tressel:source:imageSha256": prov.image_sha256,
+        "tressel:source:cropBox": list(prov.crop_box) if prov.crop_box else [],
+        "tressel:model:bundleName": prov.bundle_name,
+        "tressel:model:bundleHash": prov.bundle_hash,
+        "tressel:sampling:seed": int(prov.seed),
+        "tressel:sampling:steps": int(prov.steps),
+        "tressel:sampling:guidance": float(prov.guidance),
+        "tressel:sampling:guidanceInterval": Gf.Vec2d(*prov.guidance_interval),
+        "tressel:material:melanin": mat.melanin,
+        "tressel:material:melaninRedness": mat.redness,
+        "tressel:material:rootDarknessStart": mat.root_darkness_start,
+        "tressel:material:rootDarknessEnd": mat.root_darkness_end,
+        "tressel:material:rootDarknessStrength": mat.root_darkness_strength,
+        "tressel:material:raw": [float(v) for v in mat.raw],
+        **report_fields,
+    }
+    types = groom_attribute_types()
+    for name, value in values.items():
+        type_name = Sdf.ValueTypeNames.Find(types[name])
+        groom.CreateAttribute(name, type_name, custom=False).Set(value)
+
+
+def _extents_hint(default: Gf.Range3f, guide: Gf.Range3f) -> Vt.Vec3fArray:
+    """extentsHint in UsdGeom's purpose order (default, render, proxy, guide)."""
+    boxes = []
+    for purpose in UsdGeom.Imageable.GetOrderedPurposeTokens():
+        box = {UsdGeom.Tokens.default_: default, UsdGeom.Tokens.guide: guide}.get(
+            purpose, Gf.Range3f()
+        )
+        boxes += [box.GetMin(), box.GetMax()]
+    while len(boxes) > 2 and Gf.Range3f(boxes[-2], boxes[-1]).IsEmpty():
+        boxes = boxes[:-2]  # UsdGeom drops trailing empty purposes
+    return Vt.Vec3fArray(boxes)
+
+
+def write_groom(result: HairResult, path: str | os.PathLike, **options) -> WriteReport:
+    """Write `result` as a USD groom layer at `path` (.usdc, .usd or .usda), atomically.
+
+    Options are the fields of `WriteOptions`. The returned report says how far the written
+    curves stray from the predicted strands (`max_deviation`, metres).
+    """
+    start = time.perf_counter()
+    try:
+        opts = WriteOptions(**options)
+    except TypeError as exc:
+        raise ConfigError(f"write_groom: {exc}; options are the fields of WriteOptions") from exc
+    opts.check()
+    path = Path(path)
+    file_format = FORMATS.get(path.suffix.lower())
+    if file_format is None:
+        raise ConfigError(f"cannot write {path.name}: use a .usdc, .usd or .usda file name")
+    positions = np.asarray(result.positions)
+    if positions.ndim != 3 or positions.shape[2] != 3 or positions.shape[1] < 2:
+        raise ConfigError(f"strand positions must be [N, V>=2, 3], got {positions.shape}")
+    num, source_points, _ = positions.shape
+    if num == 0:
+        raise ConfigError("the groom has no strands: nothing to write")
+    register_schemas()
+
+    scale = 1.0 / UNITS[opts.units]  # metres -> stage units
+    root_uv = np.asarray(result.root_uv, dtype=np.float32).reshape(num, 2)
+    root_normals = np.asarray(result.root_normals, dtype=np.float32).reshape(num, 3)
+    strand_ids = np.arange(num, dtype=np.int32)
+    color = preview_color(result.material)
+    widths = curve_ops.tapered_widths(opts.points_per_strand, opts.root_width, opts.tip_width)
+
+    render = curve_ops.resample_strands(positions, opts.points_per_strand, opts.basis)
+    log.debug("resampled %d strands to %d points: max deviation %.3g m",
+              num, opts.points_per_strand, render.max_deviation)
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.tmp{path.suffix}")
+    layer = Sdf.Layer.CreateNew(str(tmp), args={"format": file_format})
+    try:
+        # LoadNone: authoring needs no payload contents, and skips recomposing them.
+        stage = Usd.Stage.Open(layer, Usd.Stage.LoadNone)
+        UsdGeom.SetStageUpAxis(stage, UsdGeom.Tokens.y)
+        UsdGeom.SetStageMetersPerUnit(stage, UNITS[opts.units])
+        layer.customLayerData = {"creator": f"tressel {__version__}"}
+        groom_path = Sdf.Path.absoluteRootPath.AppendChild(opts.groom_name)
+        groom = UsdGeom.Xform.Define(stage, groom_path).GetPrim()
+        stage.SetDefaultPrim(groom)
+        Usd.ModelAPI(groom).SetKind(Kind.Tokens.component)
+
+        material = None
+        if opts.material:
+            looks = UsdGeom.Scope.Define(stage, groom_path.AppendChild("Looks"))
+            material = author_hair_material(
+                stage, looks.GetPath().AppendChild("HairMaterial"), result.material
+            )
+
+        # Guides: few, evenly spread; small enough to stay outside any payload.
+        guide_box = Gf.Range3f()
+        guide_index = curve_ops.spread_guides(positions[:, 0], opts.guides)
+        guides_prim = None
+        if len(guide_index):
+            guide_points = opts.guide_points or opts.points_per_strand
+            guide_curves = curve_ops.resample_strands(
+                positions[guide_index], guide_points, opts.basis
+            ).points
+            guide_box = _define_curves(
+                stage, groom_path.AppendChild("Guides"), guide_curves * scale,
+                curve_ops.tapered_widths(guide_points, opts.root_width, opts.tip_width) * scale,
+                opts.basis, root_uv[guide_index], strand_ids[guide_index],
+                root_normals[guide_index], color,
+            )
+            guides_prim = stage.GetPrimAtPath(groom_path.AppendChild("Guides"))
+            _bind(guides_prim, material)
+
+        if opts.scalp:
+            if result.scalp_mesh is None:
+                raise ConfigError("scalp=True but this groom carries no scalp mesh")
+            guide_box.UnionWith(_define_scalp(stage, groom_path.AppendChild("Scalp"),
+                                              result, scale))
+
+        strands_path = groom_path.AppendChild("Strands")
+        if not opts.lod:
+            strands_box = _define_curves(
+                stage, strands_path, render.points * scale, widths * scale, opts.basis,
+                root_uv, strand_ids, root_normals, color,
+            )
+            _bind(stage.GetPrimAtPath(strands_path), material)
+            if guides_prim is not None:
+                UsdGeom.Imageable(guides_prim).CreatePurposeAttr(UsdGeom.Tokens.guide)
+        else:
+            strands_box = _author_lod(
+                stage, groom, opts, positions, render.points, widths, scale, root_uv,
+                strand_ids, root_normals, color, material, guides_prim,
+            )
+        del render.points
+
+        UsdGeom.ModelAPI(groom).SetExtentsHint(_extents_hint(strands_box, guide_box))
+        _author_provenance(groom, result, {
+            "tressel:strands:sourcePointsPerStrand": int(source_points),
+            "tressel:strands:maxDeviation": float(render.max_deviation),
+        })
+        layer.Save()
+        del stage
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    finally:
+        del layer
+    # A layer already open under the final name would keep serving its old contents.
+    stale = Sdf.Layer.Find(str(path))
+    if stale is not None:
+        stale.Reload()
+
+    report = WriteReport(
+        path=path, file_format=file_format, num_strands=num,
+        points_per_strand=opts.points_per_strand, source_points_per_strand=source_points,
+        basis=opts.basis, units=opts.units, meters_per_unit=UNITS[opts.units],
+        max_deviation=render.max_deviation, mean_deviation=render.mean_deviation,
+        num_guides=len(guide_index), lod=opts.lod, scalp=opts.scalp,
+        bytes=path.stat().st_size, seconds=time.perf_counter() - start, options=asdict(opts),
+    )
+    log.info("wrote %s: %d strands x %d points, max deviation %.3g m, %.1f MB in %.1f s",
+             path, num, opts.points_per_strand, report.max_deviation, report.bytes / 1e6,
+             report.seconds)
+    return report
+
+
+def _define_scalp(stage: Usd.Stage, path: Sdf.Path, result: HairResult, scale: float) -> Gf.Range3f:
+    """The scalp mesh as guide-purpose context; returns its extent."""
+    scalp = result.scalp_mesh
+    faces = np.asarray(scalp.faces, dtype=np.int32)
+    mesh = UsdGeom.Mesh.Define(stage, path)
+    points_vt = _vec3f(np.asarray(scalp.vertices) * scale)
+    mesh.CreatePointsAttr(points_vt)
+    mesh.CreateFaceVertexCountsAttr(Vt.IntArray.FromNumpy(np.full(len(faces), 3, np.int32)))
+    mesh.CreateFaceVertexIndicesAttr(Vt.IntArray.FromNumpy(faces.reshape(-1)))
+    mesh.CreateSubdivisionSchemeAttr(UsdGeom.Tokens.none)
+    mesh.CreatePurposeAttr(UsdGeom.Tokens.guide)
+    extent = UsdGeom.PointBased.ComputeExtent(points_vt)
+    mesh.CreateExtentAttr(extent)
+    UsdGeom.PrimvarsAPI(mesh).CreatePrimvar(
+        "st", Sdf.ValueTypeNames.TexCoord2fArray, UsdGeom.Tokens.vertex
+    ).Set(Vt.Vec2fArray.FromNumpy(np.ascontiguousarray(scalp.uv, dtype=np.float32)))
+    return Gf.Range3f(Gf.Vec3f(extent[0]), Gf.Vec3f(extent[1]))
+
+
+def _author_lod(
+    stage: Usd.Stage, groom: Usd.Prim, opts: WriteOptions, positions: np.ndarray,
+    full_points: np.ndarray, widths: np.ndarray, scale: float, root_uv: np.ndarray,
+    strand_ids: np.ndarray, root_normals: np.ndarray, color: Gf.Vec3f,
+    material: UsdShade.Material | None, guides_prim: Usd.Prim | None,
+) -> Gf.Range3f:
+    """The lod variant set; heavy strands live under the abstract /TresselPayloads prim."""
+    stage.CreateClassPrim(PAYLOAD_ROOT)
+    full_box = _define_curves(
+        stage, PAYLOAD_ROOT.AppendChild("Full"), full_points * scale, widths * scale, opts.basis,
+        root_uv, strand_ids, root_normals, color,
+    )
+    subset = curve_ops.preview_subset(len(positions), opts.preview_fraction)
+    preview_points = curve_ops.resample_strands(positions[subset], opts.preview_points,
+                                                opts.basis).points
+    _define_curves(
+        stage, PAYLOAD_ROOT.AppendChild("Preview"), preview_points * scale,
+        curve_ops.tapered_widths(opts.preview_points, opts.root_width, opts.tip_width) * scale,
+        opts.basis, root_uv[subset], strand_ids[subset], root_normals[subset], color,
+    )
+    strands_path = groom.GetPath().AppendChild("Strands")
+    variants = groom.GetVariantSets().AddVariantSet("lod")
+    for name in LOD_VARIANTS:
+        variants.AddVariant(name)
+        variants.SetVariantSelection(name)
+        with variants.GetVariantEditContext():
+            if name != "guides":
+                strands = UsdGeom.BasisCurves.Define(stage, strands_path).GetPrim()
+                strands.GetPayloads().AddInternalPayload(PAYLOAD_ROOT.AppendChild(name.title()))
+                _bind(strands, material)
+            if guides_prim is not None:
+                # Purpose lives in the variants: the guides variant shows the guides.
+                UsdGeom.Imageable(guides_prim).CreatePurposeAttr(
+                    UsdGeom.Tokens.default_ if name == "guides" else UsdGeom.Tokens.guide
+                )
+    variants.SetVariantSelection(opts.lod_selection)
+    return full_box
