@@ -495,3 +495,16 @@ def test_bad_paths_and_layers_raise_tressel_errors(tmp_path, groom):
     stage.Save()
     with pytest.raises(TresselError, match="not a groom layer"):
         read_groom(other)
+
+
+def test_write_groom_signature_lists_every_option():
+    """The daemon checks job options against write_groom's signature."""
+    import inspect
+    from dataclasses import fields
+
+    from tressel.usd import WriteOptions
+
+    params = inspect.signature(write_groom).parameters
+    for option in fields(WriteOptions):
+        assert params[option.name].kind == inspect.Parameter.KEYWORD_ONLY
+        assert params[option.name].default == option.default

@@ -16,11 +16,12 @@ heavy geometry.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -387,3 +388,22 @@ def _author_lod(
                 )
     variants.SetVariantSelection(opts.lod_selection)
     return full_box
+
+
+def _options_signature() -> inspect.Signature:
+    """write_groom's signature with every WriteOptions field as a keyword-only parameter, so
+    callers that introspect it (the daemon checks job options this way) see the options."""
+    params = [
+        inspect.Parameter("result", inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                          annotation="HairResult"),
+        inspect.Parameter("path", inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                          annotation="str | os.PathLike"),
+    ]
+    for option in fields(WriteOptions):
+        default = option.default if option.default is not MISSING else inspect.Parameter.empty
+        params.append(inspect.Parameter(option.name, inspect.Parameter.KEYWORD_ONLY,
+                                        default=default, annotation=option.type))
+    return inspect.Signature(params, return_annotation="WriteReport")
+
+
+write_groom.__signature__ = _options_signature()
