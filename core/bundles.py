@@ -17,8 +17,7 @@ Manifest layout (every key is read by the pipeline; see `docs` in README "Model 
     scalp.{mesh, maps, uv_map_size}
     texture.{size, channels, sigma_data}
     roots.{density_floor, upsample_multiplier}
-    sampler.{steps, sigma_min, sigma_max, rho, guidance, guidance_interval, solver,
-             condition_dropout}
+    sampler.{steps, sigma_min, sigma_max, rho, guidance, guidance_interval, solver}
     crop.{size}
     files.{NAME: {sha256, bytes}}
     content_hash   (SHA-256 of the canonical manifest without this key)
@@ -420,8 +419,6 @@ def default_manifest(name: str, kind: str) -> dict[str, Any]:
             "guidance": 1.0,
             "guidance_interval": [0.0, 5.0],
             "solver": "dpmpp_2m_sde_heun",
-            # Official inference drops the image on ~10% of calls (SPEC §2.9); off by default.
-            "condition_dropout": 0.0,
         },
         "crop": {"size": 770},
     }

@@ -49,7 +49,6 @@ class GenerateParams:
     device: str = "auto"  # "auto" = cuda if available, else cpu
     dtype: str = "auto"  # "auto" = bfloat16 autocast on cuda, float32 on cpu
     crop: bool = True  # False: the whole image is the face crop (no detection)
-    condition_dropout: float | None = None  # DiffLocks drops the image on ~10% of calls
     keep_texture: bool = False  # keep the raw scalp texture and density in the result
     decode_chunk_size: int = 256
 
@@ -64,8 +63,6 @@ class GenerateParams:
             raise ConfigError(f"max strands must be at least 1, got {self.max_strands}")
         if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
             raise ConfigError(f"dtype {self.dtype!r}: use auto, float32, bfloat16 or float16")
-        if self.condition_dropout is not None and not 0 <= self.condition_dropout < 1:
-            raise ConfigError("condition dropout must lie in [0, 1)")
         if self.decode_chunk_size < 1:
             raise ConfigError("decode chunk size must be at least 1")
 
@@ -268,7 +265,7 @@ def run_generate(
     report("encode", 1, 1)
     phase_done("encode")
 
-    # One generator for the whole job, consumed in a fixed order: noise, dropout, roots, subset.
+    # One generator for the whole job, consumed in a fixed order: noise, roots, strand subset.
     generator = torch.Generator(device="cpu").manual_seed(int(params.seed))
     scalp_texture = _sample_texture(models, cls_token, patch_map, generator, steps, guidance,
                                     interval, params, sampler, report, cancel)
@@ -359,9 +356,6 @@ def _sample_texture(models: LoadedModels, cls_token: torch.Tensor, patch_map: to
 
     device, dtype = models.device, models.dtype
     inner = models.denoiser.inner_model
-    rate = params.condition_dropout
-    inner.condition_dropout_rate = float(sampler.get("condition_dropout", 0.0)
-                                         if rate is None else rate)
     size = inner.config.input_size
     sigmas = karras_sigmas(steps, float(sampler["sigma_min"]), float(sampler["sigma_max"]),
                            float(sampler.get("rho", 7.0)), device=device)
@@ -373,9 +367,10 @@ def _sample_texture(models: LoadedModels, cls_token: torch.Tensor, patch_map: to
 
     def model_fn(x: torch.Tensor, sigma: torch.Tensor, conditional: bool) -> torch.Tensor:
         with autocast:
+            # eval mode: the image conditioning is never dropped (unlike SPEC §2.9)
             if conditional:
-                return models.denoiser(x, sigma, cls_token, patch_map, generator=generator)
-            return models.denoiser(x, sigma, generator=generator)
+                return models.denoiser(x, sigma, cls_token, patch_map)
+            return models.denoiser(x, sigma)
 
     def callback(info: dict[str, Any]) -> None:
         report("diffusion", info["i"] + 1, steps)
@@ -456,15 +451,18 @@ def save_npz(hair: HairResult, path: str | os.PathLike) -> Path:
     return path
 
 
-def write_groom_file(hair: HairResult, path: str | os.PathLike) -> Path:
-    """The groom as a USD layer: `tressel.usd.write_groom` when present, else plain curves."""
+def write_groom_file(hair: HairResult, path: str | os.PathLike, **options: Any) -> Path:
+    """The groom as a USD layer: `tressel.usd.write_groom` when present, else plain curves.
+
+    `options` are `tressel.usd.WriteOptions` fields (points per strand, units, guides...).
+    """
     path = Path(path)
     try:
         from tressel.usd import write_groom
     except ImportError:
         write_groom = None
     if write_groom is not None:
-        write_groom(hair, path)
+        write_groom(hair, path, **options)
     else:
         write_basis_curves(hair, path)
     return path

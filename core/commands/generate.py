@@ -82,6 +82,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="diffusion precision (auto: bfloat16 autocast on CUDA, float32 on CPU)")
     p.add_argument("--no-crop", action="store_true",
                    help="use the whole image as the face crop (no face detection)")
+    usd = p.add_argument_group("USD layer")
+    usd.add_argument("--points", type=int, default=None,
+                     help="points written per strand (default 64, resampled by arc length)")
+    usd.add_argument("--basis", choices=["linear", "bspline"], default=None,
+                     help="curve basis (default linear: every importer reads it)")
+    usd.add_argument("--units", choices=["m", "cm"], default=None,
+                     help="stage units (default m; the model works in metres)")
+    usd.add_argument("--guides", type=int, default=None,
+                     help="guide curves for DCC import (default 2000, 0 for none)")
     p.add_argument("--npz", action="store_true",
                    help="also write OUT.npz with positions, root_uv and material")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
@@ -183,7 +192,10 @@ def generate_one(image: Path, groom: Path, bundle: Any, params: Any,
     finally:
         progress.close()
     groom.parent.mkdir(parents=True, exist_ok=True)
-    write_groom_file(result, groom)
+    options = {name: getattr(args, option) for name, option in
+               (("points_per_strand", "points"), ("basis", "basis"), ("units", "units"),
+                ("guides", "guides")) if getattr(args, option, None) is not None}
+    write_groom_file(result, groom, **options)
     written = [groom]
     if result.crop_image is not None:
         crop_path = sidecar(groom, "crop", ".png")
