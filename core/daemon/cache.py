@@ -1,0 +1,102 @@
+"""Finished layers stored under the SHA-256 of everything that determines them.
+
+A key covers the image bytes' hash, the bundle's hash, the canonical generation parameters,
+the writer options, the seed, the output format and the Tressel version, so an identical
+request is answered with the stored layer without running the model. A layer appears in the
+cache only through `os.replace` of a complete, fsynced temp file in the same folder, so a
+crash leaves either the whole file or none; leftover temp files are swept at start.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from tressel import __version__
+
+log = logging.getLogger(__name__)
+
+CACHE_LAYOUT = 1
+_TMP_MARK = ".tmp-"
+
+
+def cache_key(
+    image_sha256: str,
+    bundle_hash: str,
+    params: dict[str, Any],
+    write_options: dict[str, Any],
+    seed: int,
+    fmt: str,
+) -> str:
+    """The hex SHA-256 naming a result; `params` must already be canonical (defaults filled)."""
+    canonical = json.dumps(
+        {
+            "layout": CACHE_LAYOUT,
+            "tressel": __version__,
+            "image": image_sha256,
+            "bundle": bundle_hash,
+            "params": params,
+            "write_options": write_options,
+            "seed": int(seed),
+            "format": fmt,
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+        allow_nan=False,
+    )
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+class ResultCache:
+    """A folder of layers named `<key[:2]>/<key>.<format>`."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+
+    def path(self, key: str, fmt: str) -> Path:
+        return self.root / key[:2] / f"{key}.{fmt}"
+
+    def lookup(self, key: str, fmt: str) -> Path | None:
+        path = self.path(key, fmt)
+        return path if path.is_file() and path.stat().st_size > 0 else None
+
+    def temp_path(self, key: str, fmt: str) -> Path:
+        """A unique temp name beside the final file (same filesystem, so the rename is atomic);
+        it keeps the format's extension because USD picks the file format from it."""
+        final = self.path(key, fmt)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        return final.with_name(f".{key}{_TMP_MARK}{os.getpid()}-{secrets.token_hex(4)}.{fmt}")
+
+    def sweep(self) -> int:
+        """Delete temp files that a killed writer left behind (only at start: none is live)."""
+        removed = 0
+        for tmp in self.root.glob(f"*/.*{_TMP_MARK}*"):
+            try:
+                tmp.unlink()
+                removed += 1
+            except OSError as exc:
+                log.warning("cannot remove stale cache temp file %s: %s", tmp, exc)
+        return removed
+
+    def entries(self) -> list[Path]:
+        return sorted(p for p in self.root.glob("*/*") if not p.name.startswith("."))
+
+
+def publish(tmp: Path, final: Path) -> Path:
+    """fsync `tmp` and rename it to `final` (then fsync the folder so the rename is durable)."""
+    with open(tmp, "rb+") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, final)
+    if hasattr(os, "O_DIRECTORY"):
+        fd = os.open(final.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    return final

@@ -1,0 +1,41 @@
+"""`GET /v1/health` (device, memory, queue, limits) and `POST /v1/daemon/shutdown`."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from fastapi import APIRouter, Request
+from tressel import __version__
+from tressel.daemon.engine import process_memory
+from tressel.daemon.schemas import Health
+
+router = APIRouter(tags=["daemon"])
+
+
+@router.get("/health", response_model=Health)
+def health(request: Request) -> Health:
+    manager = request.app.state.manager
+    config = manager.config
+    counts = manager.store.counts()
+    return Health(
+        status="stopping" if manager.stopping else "ok",
+        version=__version__,
+        pid=os.getpid(),
+        uptime_s=time.time() - manager.started_at,
+        devices=[manager.engine.device_info(d) for d in manager.devices],
+        memory=process_memory(),
+        queue={"queued": counts["queued"], "running": counts["running"]},
+        limits={
+            "max_upload_bytes": config.max_upload_bytes,
+            "max_pixels": config.max_pixels,
+            "path_jobs": bool(config.allowed_roots),
+        },
+    )
+
+
+@router.post("/daemon/shutdown", status_code=202)
+def shutdown(request: Request) -> dict[str, str]:
+    """Stop the daemon; a running job goes back to the queue and runs after the next start."""
+    request.app.state.request_shutdown()
+    return {"status": "stopping"}

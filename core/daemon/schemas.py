@@ -1,0 +1,96 @@
+"""Request and response models of the daemon's HTTP API (version 1)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class JobRequest(BaseModel):
+    """What to generate; sent as the `request` form field beside an uploaded image."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    seed: int = Field(0, ge=0, le=2**63 - 1, description="random seed: same seed, same groom")
+    format: Literal["usdc", "usda"] = Field("usdc", description="layer file format")
+    bundle: str | None = Field(None, description="model bundle name or folder; default if empty")
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="generation parameters (`GenerateParams` fields)"
+    )
+    write_options: dict[str, Any] = Field(
+        default_factory=dict, description="USD writer options (`write_groom` keywords)"
+    )
+
+
+class PathJobRequest(JobRequest):
+    """A job whose image the daemon reads itself (farm use): under an allowed root only."""
+
+    path: str = Field(description="absolute path of the image on the daemon's machine")
+
+
+class JobProgress(BaseModel):
+    phase: str
+    step: int
+    total: int
+
+
+class JobView(BaseModel):
+    id: str
+    state: Literal["queued", "running", "succeeded", "failed", "cancelled"]
+    created_at: float
+    started_at: float | None = None
+    finished_at: float | None = None
+    queue_position: int | None = Field(None, description="jobs ahead of this one (0: next)")
+    progress: JobProgress | None = None
+    error: str | None = None
+    cached: bool = False
+    format: str
+    bundle: str
+    bundle_hash: str
+    seed: int
+    params: dict[str, Any]
+    write_options: dict[str, Any]
+    image_sha256: str
+    image_name: str
+    attempts: int
+    device: str | None = None
+    result_url: str | None = None
+
+
+class JobList(BaseModel):
+    jobs: list[JobView]
+
+
+class ModelInfo(BaseModel):
+    name: str
+    path: str
+    hash: str
+    kind: str = ""
+    bytes: int = 0
+    loaded: bool = False
+    default: bool = False
+
+
+class ModelList(BaseModel):
+    models: list[ModelInfo]
+
+
+class Health(BaseModel):
+    status: Literal["ok", "stopping"]
+    version: str
+    pid: int
+    uptime_s: float
+    devices: list[dict[str, Any]]
+    memory: dict[str, int]
+    queue: dict[str, int]
+    limits: dict[str, Any]
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details: `detail` tells the user what to do."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
