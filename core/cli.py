@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "generate",
     "models",
     "conformance",
+    "usd_info",
 ]
 
 

@@ -364,7 +364,11 @@ def test_more_points_give_smaller_deviation(groom):
     deviations = [curve_ops.resample_strands(groom.positions, k).max_deviation
                   for k in (16, 32, 64, 128, 256)]
     assert deviations == sorted(deviations, reverse=True)
-    assert deviations[-1] < 0.5e-3  # 0.5 mm
+    assert deviations[-1] == 0.0  # as many points as the input: written unchanged
+    spline = curve_ops.resample_strands(groom.positions, 258, "bspline")
+    assert spline.max_deviation < 1e-6
+    knots = curve_ops.evaluate_bspline_knots(spline.points.astype(np.float64))
+    np.testing.assert_allclose(knots, groom.positions, atol=1e-6)
 
 
 def test_resampling_handles_straight_and_zero_length_strands():
@@ -508,3 +512,40 @@ def test_write_groom_signature_lists_every_option():
     for option in fields(WriteOptions):
         assert params[option.name].kind == inspect.Parameter.KEYWORD_ONLY
         assert params[option.name].default == option.default
+
+
+# --- usd-info --------------------------------------------------------------------------------
+
+
+def run_usd_info(*argv: str) -> int:
+    """The `usd-info` command through its own parser (the CLI loads every command module)."""
+    import argparse
+
+    from tressel.commands import usd_info
+
+    parser = argparse.ArgumentParser()
+    usd_info.register(parser.add_subparsers())
+    args = parser.parse_args(["usd-info", *argv])
+    return args.func(args)
+
+
+def test_usd_info_summarises_and_validates(tmp_path, groom, capsys):
+    import json
+
+    path = tmp_path / "groom.usdc"
+    write_groom(groom, path, lod=True, guides=25, points_per_strand=20)
+    assert run_usd_info(str(path), "--validate", "--json") == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["strands"]["curves"] == groom.num_strands
+    assert summary["strands"]["points_per_curve"] == 20
+    assert summary["guides"]["curves"] == 25
+    assert summary["lod_variants"] == ["full", "guides", "preview"]
+    assert summary["schema"] == "TresselGroomAPI"
+    assert summary["provenance"]["seed"] == groom.provenance.seed
+    assert summary["validation"] == []
+    # A layer with an error fails the command.
+    layer = Sdf.Layer.FindOrOpen(str(path))
+    layer.pseudoRoot.ClearInfo("upAxis")
+    layer.Save()
+    assert run_usd_info(str(path), "--validate") == 1
+    assert "MissingUpAxisMetadata" in capsys.readouterr().out

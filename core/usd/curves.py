@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# Strands per chunk: 16,384 strands x 256 points of float64 temporaries is about 100 MB.
-CHUNK_STRANDS = 16384
+# Strands per chunk: 4,096 strands x 256 points x 3 of float64 is 25 MB per temporary.
+CHUNK_STRANDS = 4096
 
 BASES = ("linear", "bspline")
 
@@ -31,38 +31,49 @@ def arc_length_params(strands: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     A strand of zero length gets evenly spaced parameters so that it resamples to its root.
     """
-    segments = np.linalg.norm(np.diff(strands.astype(np.float64), axis=1), axis=2)
-    cumulative = np.concatenate([np.zeros((len(strands), 1)), np.cumsum(segments, axis=1)], axis=1)
-    length = cumulative[:, -1]
+    segments = np.sqrt(np.einsum("nvc,nvc->nv", *(2 * (np.diff(strands, axis=1),))))
+    cumulative = np.zeros(strands.shape[:2], dtype=np.float64)
+    np.cumsum(segments, axis=1, out=cumulative[:, 1:])
+    length = cumulative[:, -1].copy()
     degenerate = length <= 0.0
-    safe = np.where(degenerate, 1.0, length)
-    params = cumulative / safe[:, None]
+    params = cumulative / np.where(degenerate, 1.0, length)[:, None]
     if degenerate.any():
         params[degenerate] = np.linspace(0.0, 1.0, strands.shape[1])
     params[:, -1] = 1.0  # exact end: the tip is kept, whatever the rounding
     return params, length
 
 
-def _interpolate_rows(params: np.ndarray, values: np.ndarray, targets: np.ndarray) -> np.ndarray:
-    """Per-row linear interpolation of `values` [n,V,3] at `targets` [n,T] (rows of `params`).
+def _uniform_knots(params: np.ndarray, segment: np.ndarray, values: np.ndarray,
+                   knots: int) -> np.ndarray:
+    """Points [n,knots,3] at arc-length parameters j / (knots - 1) along each strand.
 
-    One searchsorted over all rows at once: offsetting row r by 2r keeps the flattened
-    parameters sorted, so each target finds its interval inside its own row. Gathers use flat
+    `segment[r, i]` is floor(params[r, i] * (knots - 1)): the knot interval that input point
+    i falls in. Counting, per strand, the points below each knot (one bincount for all
+    strands) gives the input interval around every knot without a search. Gathers use flat
     indices, which numpy does far faster than take_along_axis.
     """
     n, count = params.shape
-    offsets = 2.0 * np.arange(n)[:, None]
-    row_start = (np.arange(n) * count)[:, None]
-    upper = np.searchsorted((params + offsets).ravel(), (targets + offsets).ravel(), side="right")
-    upper = np.clip(upper.reshape(targets.shape), row_start + 1, row_start + count - 1)
+    rows = np.arange(n)[:, None]
+    below = np.bincount((rows * knots + segment).ravel(), minlength=n * knots)
+    below = np.cumsum(below.reshape(n, knots), axis=1)
+    # First input point at or past knot j: the count of points in intervals before j.
+    upper = np.empty((n, knots), dtype=np.int64)
+    upper[:, 0] = 1
+    upper[:, 1:] = below[:, :-1]
+    upper = np.clip(upper, 1, count - 1) + rows * count
     lower = upper - 1
     flat_params = params.ravel()
     p0 = flat_params[lower]
     span = flat_params[upper] - p0
-    weight = np.clip((targets - p0) / np.where(span > 0, span, 1.0), 0.0, 1.0)[..., None]
+    targets = np.linspace(0.0, 1.0, knots)[None, :]
+    weight = np.clip((targets - p0) / np.where(span > 0, span, 1.0), 0.0, 1.0)
     flat_values = values.reshape(-1, 3)
     v0 = np.take(flat_values, lower, axis=0)
-    return v0 + (np.take(flat_values, upper, axis=0) - v0) * weight
+    v1 = np.take(flat_values, upper, axis=0)
+    v1 -= v0
+    v1 *= weight[..., None].astype(values.dtype)
+    v0 += v1
+    return v0
 
 
 def _gather_points(points: np.ndarray, index: np.ndarray) -> np.ndarray:
@@ -139,6 +150,7 @@ def resample_strands(strands: np.ndarray, points: int, basis: str = "linear") ->
     including the root and the tip. The deviation is measured from every input point to the
     written curve: to the polyline segment covering the same arc length (linear), or to the
     spline point at the same parameter (bspline); both bound the distance to the curve.
+    When there are as many knots as input points, the input points are the knots, unchanged.
     """
     if basis not in BASES:
         raise ValueError(f"unknown curve basis {basis!r}: use one of {', '.join(BASES)}")
@@ -149,33 +161,42 @@ def resample_strands(strands: np.ndarray, points: int, basis: str = "linear") ->
             f"{points} points per strand is too few for {basis} curves: use at least "
             f"{2 if basis == 'linear' else 4}"
         )
+    if knots_per_strand == count and basis == "linear":
+        # Nothing to decimate: the input points are the polyline, exactly.
+        return Resampled(points=np.ascontiguousarray(strands, dtype=np.float32),
+                             max_deviation=0.0, mean_deviation=0.0)
     out = np.empty((n, points, 3), dtype=np.float32)
     worst = 0.0
     total = 0.0
-    targets = np.linspace(0.0, 1.0, knots_per_strand)
     for start in range(0, n, CHUNK_STRANDS):
-        chunk = strands[start : start + CHUNK_STRANDS].astype(np.float64)
-        params, _ = arc_length_params(chunk)
-        knots = _interpolate_rows(params, chunk, np.broadcast_to(targets, (len(chunk), len(targets))))
-        # Which written segment covers each input point, and where in it.
-        position = params * (knots_per_strand - 1)
-        segment = np.minimum(position.astype(np.int64), knots_per_strand - 2)
+        chunk = np.ascontiguousarray(strands[start : start + CHUNK_STRANDS], dtype=np.float32)
+        if knots_per_strand == count:
+            knots = chunk
+            params = np.broadcast_to(np.linspace(0.0, 1.0, count), chunk.shape[:2])
+            position = params * (count - 1)
+            segment = np.minimum(position.astype(np.int64), count - 2)
+        else:
+            params, _ = arc_length_params(chunk)
+            # Which written segment covers each input point, and where in it.
+            position = params * (knots_per_strand - 1)
+            segment = position.astype(np.int64)
+            knots = _uniform_knots(params, segment, chunk, knots_per_strand)
+            np.minimum(segment, knots_per_strand - 2, out=segment)
         if basis == "linear":
-            a = _gather_points(knots, segment)
-            b = _gather_points(knots, segment + 1)
-            distance = _point_segment_distance(chunk, a, b)
+            distance = _point_segment_distance(
+                chunk, _gather_points(knots, segment), _gather_points(knots, segment + 1)
+            )
             out[start : start + len(chunk)] = knots
         else:
             control = interpolating_bspline(knots)
-            weights = bspline_basis(position - segment)  # [n,V,4]
-            curve = np.zeros_like(chunk)
+            weights = bspline_basis(position - segment).astype(np.float32)  # [n,V,4]
+            curve = -chunk
             for k in range(4):
                 curve += weights[..., k : k + 1] * _gather_points(control, segment + k)
-            curve -= chunk
             distance = np.sqrt(np.einsum("...i,...i->...", curve, curve))
             out[start : start + len(chunk)] = control
         worst = max(worst, float(distance.max()))
-        total += float(distance.sum())
+        total += float(distance.sum(dtype=np.float64))
     return Resampled(points=out, max_deviation=worst, mean_deviation=total / max(n * count, 1))
 
 

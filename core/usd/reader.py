@@ -107,8 +107,8 @@ def read_groom(path: str | os.PathLike, lod: str = "full") -> HairResult:
         root_uv=root_uv if root_uv is not None else np.zeros((num, 2), np.float32),
         root_positions=positions[:, 0].copy(),
         root_normals=root_normals.astype(np.float32),
-        material=_read_material(groom),
-        provenance=_read_provenance(groom),
+        material=read_groom_material(groom),
+        provenance=read_provenance(groom),
         scalp_mesh=_read_scalp(groom, meters_per_unit),
     )
 
@@ -127,7 +127,8 @@ def _get(prim: Usd.Prim, name: str, default=None):
     return default if value is None else value
 
 
-def _read_material(groom: Usd.Prim) -> HairMaterial:
+def read_groom_material(groom: Usd.Prim) -> HairMaterial:
+    """The predicted material from TresselGroomAPI, else from the hair Material's inputs."""
     raw = [float(v) for v in _get(groom, "tressel:material:raw", [])]
     named = {
         "melanin": _get(groom, "tressel:material:melanin"),
@@ -151,7 +152,8 @@ def _read_material(groom: Usd.Prim) -> HairMaterial:
     return HairMaterial(**{k: float(v) for k, v in named.items()}, raw=raw)
 
 
-def _read_provenance(groom: Usd.Prim) -> Provenance:
+def read_provenance(groom: Usd.Prim) -> Provenance:
+    """Provenance from TresselGroomAPI attributes; defaults where a layer lacks them."""
     crop = list(_get(groom, "tressel:source:cropBox", []))
     interval = _get(groom, "tressel:sampling:guidanceInterval", (0.0, 5.0))
     return Provenance(

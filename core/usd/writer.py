@@ -103,7 +103,13 @@ class WriteReport:
     scalp: bool
     bytes: int
     seconds: float
+    timings: dict = field(default_factory=dict)  # seconds per phase: resample, author, save
     options: dict = field(default_factory=dict)
+
+
+def _scaled(array: np.ndarray, scale: float) -> np.ndarray:
+    """Metres to stage units; no copy of a large array when they are metres."""
+    return array if scale == 1.0 else array * np.float32(scale)
 
 
 def _vec3f(array: np.ndarray) -> Vt.Vec3fArray:
@@ -235,7 +241,11 @@ def write_groom(result: HairResult, path: str | os.PathLike, **options) -> Write
     color = preview_color(result.material)
     widths = curve_ops.tapered_widths(opts.points_per_strand, opts.root_width, opts.tip_width)
 
+    timings = {}
+    phase_start = time.perf_counter()
     render = curve_ops.resample_strands(positions, opts.points_per_strand, opts.basis)
+    timings["resample"] = time.perf_counter() - phase_start
+    phase_start = time.perf_counter()
     log.debug("resampled %d strands to %d points: max deviation %.3g m",
               num, opts.points_per_strand, render.max_deviation)
 
@@ -270,7 +280,7 @@ def write_groom(result: HairResult, path: str | os.PathLike, **options) -> Write
                 positions[guide_index], guide_points, opts.basis
             ).points
             guide_box = _define_curves(
-                stage, groom_path.AppendChild("Guides"), guide_curves * scale,
+                stage, groom_path.AppendChild("Guides"), _scaled(guide_curves, scale),
                 curve_ops.tapered_widths(guide_points, opts.root_width, opts.tip_width) * scale,
                 opts.basis, root_uv[guide_index], strand_ids[guide_index],
                 root_normals[guide_index], color,
@@ -287,7 +297,7 @@ def write_groom(result: HairResult, path: str | os.PathLike, **options) -> Write
         strands_path = groom_path.AppendChild("Strands")
         if not opts.lod:
             strands_box = _define_curves(
-                stage, strands_path, render.points * scale, widths * scale, opts.basis,
+                stage, strands_path, _scaled(render.points, scale), widths * scale, opts.basis,
                 root_uv, strand_ids, root_normals, color,
             )
             _bind(stage.GetPrimAtPath(strands_path), material)
@@ -305,7 +315,10 @@ def write_groom(result: HairResult, path: str | os.PathLike, **options) -> Write
             "tressel:strands:sourcePointsPerStrand": int(source_points),
             "tressel:strands:maxDeviation": float(render.max_deviation),
         })
+        timings["author"] = time.perf_counter() - phase_start
+        phase_start = time.perf_counter()
         layer.Save()
+        timings["save"] = time.perf_counter() - phase_start
         del stage
         os.replace(tmp, path)
     except BaseException:
@@ -324,7 +337,7 @@ def write_groom(result: HairResult, path: str | os.PathLike, **options) -> Write
         basis=opts.basis, units=opts.units, meters_per_unit=UNITS[opts.units],
         max_deviation=render.max_deviation, mean_deviation=render.mean_deviation,
         num_guides=len(guide_index), lod=opts.lod, scalp=opts.scalp,
-        bytes=path.stat().st_size, seconds=time.perf_counter() - start, options=asdict(opts),
+        bytes=path.stat().st_size, seconds=time.perf_counter() - start, timings=timings, options=asdict(opts),
     )
     log.info("wrote %s: %d strands x %d points, max deviation %.3g m, %.1f MB in %.1f s",
              path, num, opts.points_per_strand, report.max_deviation, report.bytes / 1e6,
@@ -337,7 +350,7 @@ def _define_scalp(stage: Usd.Stage, path: Sdf.Path, result: HairResult, scale: f
     scalp = result.scalp_mesh
     faces = np.asarray(scalp.faces, dtype=np.int32)
     mesh = UsdGeom.Mesh.Define(stage, path)
-    points_vt = _vec3f(np.asarray(scalp.vertices) * scale)
+    points_vt = _vec3f(_scaled(np.asarray(scalp.vertices, dtype=np.float32), scale))
     mesh.CreatePointsAttr(points_vt)
     mesh.CreateFaceVertexCountsAttr(Vt.IntArray.FromNumpy(np.full(len(faces), 3, np.int32)))
     mesh.CreateFaceVertexIndicesAttr(Vt.IntArray.FromNumpy(faces.reshape(-1)))
@@ -360,14 +373,15 @@ def _author_lod(
     """The lod variant set; heavy strands live under the abstract /TresselPayloads prim."""
     stage.CreateClassPrim(PAYLOAD_ROOT)
     full_box = _define_curves(
-        stage, PAYLOAD_ROOT.AppendChild("Full"), full_points * scale, widths * scale, opts.basis,
+        stage, PAYLOAD_ROOT.AppendChild("Full"), _scaled(full_points, scale), widths * scale,
+        opts.basis,
         root_uv, strand_ids, root_normals, color,
     )
     subset = curve_ops.preview_subset(len(positions), opts.preview_fraction)
     preview_points = curve_ops.resample_strands(positions[subset], opts.preview_points,
                                                 opts.basis).points
     _define_curves(
-        stage, PAYLOAD_ROOT.AppendChild("Preview"), preview_points * scale,
+        stage, PAYLOAD_ROOT.AppendChild("Preview"), _scaled(preview_points, scale),
         curve_ops.tapered_widths(opts.preview_points, opts.root_width, opts.tip_width) * scale,
         opts.basis, root_uv[subset], strand_ids[subset], root_normals[subset], color,
     )
