@@ -1,4 +1,4 @@
-"""Talk to the Tressel daemon from Maya, Houdini, scripts or the CLI, with the standard library only.
+"""Talk to the Tressel daemon from Maya, Houdini, scripts or the CLI with the standard library.
 
 This module must import nothing outside the standard library and `tressel.errors` (it runs inside
 a DCC's own Python 3.11-3.13), and must never block forever: every socket has a timeout, and
@@ -218,7 +218,7 @@ class Client:
         headers: dict[str, str] | None = None,
         timeout: float | None = None,
     ) -> tuple[int, dict[str, str], bytes]:
-        """Send one request; return (status, headers, body). Raises DaemonNotRunning if unreachable."""
+        """Send one request; return (status, headers, body). DaemonNotRunning if unreachable."""
         conn = self._connection(timeout)
         try:
             conn.request(method, path, body=body, headers=self._headers(headers))
@@ -403,6 +403,8 @@ class Client:
                     elif event.type == "end":
                         final = JobInfo.from_json(event.data)
                         break
+                    if deadline is not None and time.monotonic() > deadline:
+                        break  # busy stream, but out of time: the loop head raises
             except (TimeoutError, ConnectionResetError, http.client.HTTPException):
                 pass  # silence or a dropped stream: look at the job, then reconnect
             if final is None:
@@ -471,11 +473,12 @@ def connect(
 
 
 def default_daemon_command() -> list[str]:
-    """How to run the `tressel` CLI: `$TRESSEL_DAEMON_COMMAND`, else the `tressel` script beside
-    this Python, else one on PATH, else `python -m tressel.cli`.
+    """The command line that, followed by `start ARGS`, starts a daemon.
 
-    Inside Maya or Houdini `sys.executable` is the DCC itself, so set TRESSEL_DAEMON_COMMAND (for
-    example to `/opt/tressel/.venv/bin/tressel`) or put the `tressel` script on PATH.
+    `$TRESSEL_DAEMON_COMMAND` when set (for example `/opt/tressel/.venv/bin/tressel daemon`),
+    else `tressel daemon` with the `tressel` script beside this Python or on PATH, else
+    `python -m tressel.daemon`. Inside Maya or Houdini `sys.executable` is the DCC itself, so
+    set TRESSEL_DAEMON_COMMAND or put Tressel's `tressel` script on PATH.
     """
     configured = os.environ.get(ENV_DAEMON_COMMAND)
     if configured:
@@ -483,11 +486,11 @@ def default_daemon_command() -> list[str]:
     script = "tressel.exe" if os.name == "nt" else "tressel"
     beside = Path(sys.executable).parent / script
     if beside.is_file():
-        return [str(beside)]
+        return [str(beside), "daemon"]
     found = shutil.which("tressel")
     if found:
-        return [found]
-    return [sys.executable, "-m", "tressel.cli"]
+        return [found, "daemon"]
+    return [sys.executable, "-m", "tressel.daemon"]
 
 
 def start_daemon(
@@ -498,12 +501,13 @@ def start_daemon(
 ) -> Endpoint:
     """Start a detached daemon and return its endpoint once it answers.
 
+    `command` is what `start ARGS` is appended to (default: `default_daemon_command()`).
     The daemon outlives the caller (its own session/process group); its early output goes to
     `daemon.out` in the state folder. If another daemon won the race to start, that one is used.
     """
     folder = Path(state_dir) if state_dir else daemon_dir()
     folder.mkdir(parents=True, exist_ok=True)
-    argv = list(command or default_daemon_command()) + ["daemon", "start"] + list(args or [])
+    argv = list(command or default_daemon_command()) + ["start"] + list(args or [])
     env = dict(os.environ)
     env[ENV_DAEMON_DIR] = str(folder)
     launch_id = uuid.uuid4().hex

@@ -107,10 +107,7 @@ def run_start(args: argparse.Namespace) -> int:
     if args.detach:
         from tressel.client import start_daemon
 
-        forwarded = [a for a in sys.argv[1:] if a not in ("-d", "--detach")]
-        # Re-run this same command line without --detach in a detached process.
-        forwarded = forwarded[forwarded.index("start") + 1:] if "start" in forwarded else []
-        endpoint = start_daemon(state_dir, args=forwarded, timeout=args.timeout)
+        endpoint = start_daemon(state_dir, args=_foreground_args(args), timeout=args.timeout)
         print(f"tressel daemon: running (pid {endpoint.pid}, {endpoint.url}, state {state_dir})")
         return 0
 
@@ -126,6 +123,24 @@ def run_start(args: argparse.Namespace) -> int:
     )
     # A detached daemon's stderr is a file: its log already goes to daemon.log.
     return run_daemon(config, log_to_stderr=not os.environ.get(ENV_LAUNCH_ID))
+
+
+def _foreground_args(args: argparse.Namespace) -> list[str]:
+    """This `start` command line without --detach, for the detached process to run."""
+    argv = ["--host", args.host, "--port", str(args.port),
+            "--max-upload-mb", str(args.max_upload_mb),
+            "--max-megapixels", str(args.max_megapixels)]
+    for device in args.device:
+        argv += ["--device", device]
+    if args.bundle:
+        argv += ["--bundle", str(args.bundle)]
+    for root in args.allow_root:
+        argv += ["--allow-root", str(root.resolve())]
+    for host in args.allow_host:
+        argv += ["--allow-host", host]
+    if args.preload:
+        argv.append("--preload")
+    return argv
 
 
 def run_stop(args: argparse.Namespace) -> int:
