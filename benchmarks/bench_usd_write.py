@@ -90,7 +90,8 @@ def _child(kind: str, input_dir: str, output: str, points: int, queue) -> None:
     info = {}
     if kind == "usd":
         report = tressel.usd.write_groom(result, output, points_per_strand=points)
-        info = {"max_deviation_mm": report.max_deviation * 1e3, "guides": report.num_guides}
+        info = {"max_deviation_mm": report.max_deviation * 1e3, "guides": report.num_guides,
+                "phases": report.timings}
     else:
         positions = arrays["positions"]
         num = len(positions)
@@ -149,7 +150,8 @@ def main() -> None:
                     notes = (f"x{row['seconds'] / base['seconds']:.1f} time, "
                              f"x{row['bytes'] / base['bytes']:.2f} size, "
                              f"x{row['peak_extra'] / max(base['peak_extra'], 1):.1f} memory vs "
-                             f"numpy.save; max deviation {row['max_deviation_mm']:.3f} mm")
+                             f"numpy.save; max deviation {row['max_deviation_mm']:.3f} mm; "
+                             + ", ".join(f"{k} {v:.2f}s" for k, v in row["phases"].items()))
                 label = f"{'write_groom' if kind == 'usd' else kind} {points} pts"
                 print(f"{label:<28}{row['seconds']:>9.2f}{row['bytes'] / 1e6:>10.1f}"
                       f"{row['peak_extra'] / 1e6:>10.0f}   {notes}", flush=True)

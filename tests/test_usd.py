@@ -93,7 +93,7 @@ def distance_to_polylines(points: np.ndarray, polylines: np.ndarray) -> np.ndarr
     return np.linalg.norm(p - closest, axis=-1).min(axis=2)
 
 
-def dense_bspline(control: np.ndarray, samples: int = 24) -> np.ndarray:
+def dense_bspline(control: np.ndarray, samples: int = 16) -> np.ndarray:
     """Uniform cubic B-spline curves [N,K,3] sampled densely, segment by segment."""
     t = np.linspace(0.0, 1.0, samples, endpoint=False)
     basis = np.stack([(1 - t) ** 3, 3 * t**3 - 6 * t**2 + 4, -3 * t**3 + 3 * t**2 + 3 * t + 1,
@@ -340,7 +340,8 @@ def test_round_trip_linear_within_reported_deviation(tmp_path, groom, units):
     np.testing.assert_allclose(back.scalp_mesh.uv, groom.scalp_mesh.uv)
 
 
-def test_round_trip_bspline_within_reported_deviation(tmp_path, groom):
+def test_round_trip_bspline_within_reported_deviation(tmp_path):
+    groom = make_groom(80, seed=2)  # the brute-force distance to dense splines is costly
     path = tmp_path / "groom.usda"
     report = write_groom(groom, path, points_per_strand=34, basis="bspline", guides=0)
     stage = Usd.Stage.Open(str(path))
@@ -351,6 +352,7 @@ def test_round_trip_bspline_within_reported_deviation(tmp_path, groom):
     spline = dense_bspline(control)
     distance = distance_to_polylines(groom.positions, spline)
     assert distance.max() <= report.max_deviation + 2e-5
+    assert 0.5 * report.max_deviation < distance.max()  # the bound is not vacuous
     # The reader returns the points where segments meet: on the curve, at the knots, which
     # are the arc-length-uniform resampling of the strand, root and tip included.
     back = read_groom(path)
