@@ -42,10 +42,12 @@ def synthetic_strands(num: int, points: int = 256, seed: int = 0) -> dict[str, n
         side /= np.maximum(np.linalg.norm(side, axis=1, keepdims=True), 1e-6)
         binormal = np.cross(n, side)
         count = len(n)
-        angle = 2 * np.pi * rng.uniform(2, 6, (count, 1, 1)) * t + rng.uniform(0, 6.3, (count, 1, 1))
+        turns = rng.uniform(2, 6, (count, 1, 1))
+        angle = 2 * np.pi * turns * t + rng.uniform(0, 6.3, (count, 1, 1))
         curl = 0.03 * t * (np.cos(angle) * side[:, None] + np.sin(angle) * binormal[:, None])
         length = rng.uniform(0.12, 0.3, (count, 1, 1))
-        positions[sl] = roots[sl, None] + length * (n[:, None] * 0.35 * t + down * t**2 * 0.9 + curl)
+        path = n[:, None] * 0.35 * t + down * t**2 * 0.9 + curl
+        positions[sl] = roots[sl, None] + length * path
     root_uv = np.stack([azimuth / (2 * np.pi), 1.0 - polar / (np.pi / 2)], axis=-1)
     return {"positions": positions, "root_uv": root_uv.astype(np.float32),
             "root_normals": normal.astype(np.float32)}

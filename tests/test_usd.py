@@ -129,7 +129,8 @@ def test_schema_registry_knows_groom_api_in_a_fresh_process():
         "from pxr import Usd\n"
         "definition = Usd.SchemaRegistry().FindAppliedAPIPrimDefinition('TresselGroomAPI')\n"
         "assert definition is not None, 'not registered'\n"
-        "assert Usd.SchemaRegistry.GetSchemaKind('TresselGroomAPI') == Usd.SchemaKind.SingleApplyAPI\n"
+        "kind = Usd.SchemaRegistry.GetSchemaKind('TresselGroomAPI')\n"
+        "assert kind == Usd.SchemaKind.SingleApplyAPI, kind\n"
         "print(' '.join(definition.GetPropertyNames()))\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

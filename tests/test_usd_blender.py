@@ -35,7 +35,8 @@ BLENDER_POLY, BLENDER_NURBS = 1, 3
 
 
 def blender_import(path: Path, guides: bool = False) -> dict:
-    command = [str(BLENDER_PYTHON), str(IMPORT_SCRIPT), str(path)] + (["--guides"] if guides else [])
+    command = [str(BLENDER_PYTHON), str(IMPORT_SCRIPT), str(path)]
+    command += ["--guides"] if guides else []
     proc = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stderr[-4000:]
     line = [text for text in proc.stdout.splitlines() if text.startswith("{")][-1]

@@ -64,7 +64,9 @@ def preview_color(material: HairMaterial) -> Gf.Vec3f:
     return Gf.Vec3f(*(float(c) for c in rgb))
 
 
-def author_hair_material(stage: Usd.Stage, path: Sdf.Path, material: HairMaterial) -> UsdShade.Material:
+def author_hair_material(
+    stage: Usd.Stage, path: Sdf.Path, material: HairMaterial
+) -> UsdShade.Material:
     """Define the hair Material at `path` with its MaterialX and preview networks."""
     mat = UsdShade.Material.Define(stage, path)
     interface = {}
@@ -101,7 +103,8 @@ def author_hair_material(stage: Usd.Stage, path: Sdf.Path, material: HairMateria
     preview.CreateInput("roughness", Sdf.ValueTypeNames.Float).Set(0.4)
     preview.CreateInput("specularColor", Sdf.ValueTypeNames.Color3f).Set(Gf.Vec3f(0.04))
     preview.CreateInput("useSpecularWorkflow", Sdf.ValueTypeNames.Int).Set(1)
-    mat.CreateSurfaceOutput().ConnectToSource(preview.CreateOutput("surface", Sdf.ValueTypeNames.Token))
+    preview_out = preview.CreateOutput("surface", Sdf.ValueTypeNames.Token)
+    mat.CreateSurfaceOutput().ConnectToSource(preview_out)
     return mat
 
 

@@ -9,7 +9,9 @@ from pathlib import Path
 from pxr import Sdr, Usd, UsdShade, UsdValidation
 from tressel.usd.material import MTLX_CHIANG_BSDF, MTLX_MELANIN_ABSORPTION, MTLX_SURFACE
 
-MTLX_DEFINITIONS = Path(__file__).resolve().parents[1] / "data" / "usd_shaders" / "mtlx_hair_nodes.usda"
+MTLX_DEFINITIONS = (
+    Path(__file__).resolve().parents[1] / "data" / "usd_shaders" / "mtlx_hair_nodes.usda"
+)
 
 
 SEVERITY = {"Error": "error", "Warn": "warning", "Info": "info"}

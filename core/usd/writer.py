@@ -232,6 +232,8 @@ def write_groom(result: HairResult, path: str | os.PathLike, **options) -> Write
     num, source_points, _ = positions.shape
     if num == 0:
         raise ConfigError("the groom has no strands: nothing to write")
+    if opts.scalp and result.scalp_mesh is None:
+        raise ConfigError("scalp=True but this groom carries no scalp mesh: write without it")
     register_schemas()
 
     scale = 1.0 / UNITS[opts.units]  # metres -> stage units
@@ -289,8 +291,6 @@ def write_groom(result: HairResult, path: str | os.PathLike, **options) -> Write
             _bind(guides_prim, material)
 
         if opts.scalp:
-            if result.scalp_mesh is None:
-                raise ConfigError("scalp=True but this groom carries no scalp mesh")
             guide_box.UnionWith(_define_scalp(stage, groom_path.AppendChild("Scalp"),
                                               result, scale))
 
@@ -337,7 +337,8 @@ def write_groom(result: HairResult, path: str | os.PathLike, **options) -> Write
         basis=opts.basis, units=opts.units, meters_per_unit=UNITS[opts.units],
         max_deviation=render.max_deviation, mean_deviation=render.mean_deviation,
         num_guides=len(guide_index), lod=opts.lod, scalp=opts.scalp,
-        bytes=path.stat().st_size, seconds=time.perf_counter() - start, timings=timings, options=asdict(opts),
+        bytes=path.stat().st_size, seconds=time.perf_counter() - start, timings=timings,
+        options=asdict(opts),
     )
     log.info("wrote %s: %d strands x %d points, max deviation %.3g m, %.1f MB in %.1f s",
              path, num, opts.points_per_strand, report.max_deviation, report.bytes / 1e6,
