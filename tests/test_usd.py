@@ -465,6 +465,14 @@ def test_lod_variants_keep_heavy_strands_in_payloads(tmp_path, groom):
     purpose = UsdGeom.Imageable(guides_only.GetPrimAtPath("/Groom/Guides")).GetPurposeAttr()
     assert purpose.Get() == UsdGeom.Tokens.default_
     assert read_groom(path, lod="guides").num_strands == 30
+    with pytest.raises(TresselError, match="no lod 'proxy'"):
+        read_groom(path, lod="proxy")
+    # Without guides there is no guides variant, and the layer still validates.
+    write_groom(groom, path, lod=True, guides=0)
+    assert read_groom(path, lod="preview").num_strands == round(0.1 * groom.num_strands)
+    assert errors_of(path, "preview") == []
+    with pytest.raises(TresselError, match="no lod 'guides'"):
+        read_groom(path, lod="guides")
 
 
 def open_stage_with(path, lod):
@@ -484,6 +492,7 @@ def open_stage_with(path, lod):
     ({"guides": -1}, "guides"),
     ({"colour": "red"}, "WriteOptions"),
     ({"preview_fraction": 0.0}, "preview_fraction"),
+    ({"lod": True, "guides": 0, "lod_selection": "guides"}, "needs guides"),
 ])
 def test_bad_options_raise_config_errors(tmp_path, groom, options, message):
     with pytest.raises(ConfigError, match=message):

@@ -19,7 +19,6 @@ from tressel.result import MATERIAL_CHANNELS, HairMaterial, HairResult, Provenan
 from tressel.usd.curves import evaluate_bspline_knots
 from tressel.usd.material import INTERFACE_INPUTS, read_interface
 from tressel.usd.schema import register_schemas
-from tressel.usd.writer import LOD_VARIANTS
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +40,9 @@ def open_groom_stage(path: str | os.PathLike, lod: str | None = "full") -> Usd.S
     stage = Usd.Stage.Open(layer, Sdf.Layer.CreateAnonymous("session.usda"), Usd.Stage.LoadNone)
     groom = stage.GetDefaultPrim()
     if groom and lod is not None and groom.GetVariantSets().HasVariantSet("lod"):
-        if lod not in LOD_VARIANTS:
-            raise TresselError(f"unknown lod {lod!r}: use one of {', '.join(LOD_VARIANTS)}")
+        names = groom.GetVariantSet("lod").GetVariantNames()
+        if lod not in names:
+            raise TresselError(f"{path} has no lod {lod!r}: it has {', '.join(names)}")
         with Usd.EditContext(stage, stage.GetSessionLayer()):
             groom.GetVariantSet("lod").SetVariantSelection(lod)
     stage.Load()

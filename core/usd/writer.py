@@ -78,6 +78,8 @@ class WriteOptions:
         if self.lod_selection not in LOD_VARIANTS:
             raise ConfigError(f"lod_selection={self.lod_selection!r}: use one of "
                               f"{', '.join(LOD_VARIANTS)}")
+        if self.lod_selection == "guides" and self.guides == 0:
+            raise ConfigError("lod_selection='guides' needs guides: set guides > 0")
         if not (self.root_width > 0 and self.tip_width > 0):
             raise ConfigError("strand widths must be positive")
         if not Sdf.Path.IsValidIdentifier(self.groom_name):
@@ -388,7 +390,8 @@ def _author_lod(
     )
     strands_path = groom.GetPath().AppendChild("Strands")
     variants = groom.GetVariantSets().AddVariantSet("lod")
-    for name in LOD_VARIANTS:
+    # Without guides there is nothing to show in a guides variant.
+    for name in LOD_VARIANTS if guides_prim is not None else LOD_VARIANTS[:2]:
         variants.AddVariant(name)
         variants.SetVariantSelection(name)
         with variants.GetVariantEditContext():
