@@ -164,13 +164,14 @@ def resample_strands(strands: np.ndarray, points: int, basis: str = "linear") ->
     if knots_per_strand == count and basis == "linear":
         # Nothing to decimate: the input points are the polyline, exactly.
         return Resampled(points=np.ascontiguousarray(strands, dtype=np.float32),
-                             max_deviation=0.0, mean_deviation=0.0)
+                         max_deviation=0.0, mean_deviation=0.0)
     out = np.empty((n, points, 3), dtype=np.float32)
     worst = 0.0
     total = 0.0
     for start in range(0, n, CHUNK_STRANDS):
         chunk = np.ascontiguousarray(strands[start : start + CHUNK_STRANDS], dtype=np.float32)
         if knots_per_strand == count:
+            # A B-spline through every input point: each point is its own knot.
             knots = chunk
             params = np.broadcast_to(np.linspace(0.0, 1.0, count), chunk.shape[:2])
             position = params * (count - 1)
@@ -201,8 +202,8 @@ def resample_strands(strands: np.ndarray, points: int, basis: str = "linear") ->
 
 
 def tapered_widths(points: int, root_width: float, tip_width: float) -> np.ndarray:
-    """Per-point widths [points] from root to tip: full width for most of the strand, then a
-    smooth narrowing, as real hair thins mostly near its tip."""
+    """Per-point widths [points] from root to tip, narrowing slowly near the root and faster
+    towards the tip (1 - t^2), as real hair thins mostly near its end."""
     t = np.linspace(0.0, 1.0, points)
     return (tip_width + (root_width - tip_width) * (1.0 - t**2)).astype(np.float32)
 
