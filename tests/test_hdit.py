@@ -24,9 +24,12 @@ from tressel.nn.hdit import HDiT, HDiTConfig, count_parameters
 from tressel.nn.layers import (
     AxialRoPE,
     apply_rotary_emb,
+    cosine_sim_rope,
+    cosine_sim_scale,
     downscale_pos,
     make_axial_pos,
     make_context_pos,
+    rope_cos_sin,
 )
 
 # The released configuration as SPEC §1 states it (resolved: mapping_depth 2 from defaults).
@@ -129,6 +132,8 @@ NA_CASES = [  # (H, W, kernel, block): borders, non-square grids, partial and si
     (12, 20, 5, (4, 6)),
     (23, 11, 7, (5, 3)),
     (10, 8, 3, (16, 16)),
+    (16, 24, 5, (8, 8)),  # tiles divide the grid: the padded-unfold path
+    (24, 16, 7, (4, 8)),
 ]
 
 
@@ -198,6 +203,13 @@ def test_axial_positions_and_rope():
     # half-split pairs (i, i+16) rotate as 2-D vectors: their lengths are preserved
     torch.testing.assert_close(y[..., :16] ** 2 + y[..., 16:32] ** 2,
                                x[..., :16] ** 2 + x[..., 16:32] ** 2)
+    # the fused form the model uses equals normalise-then-rotate
+    scale = torch.rand(3, 1) * 20
+    expected = apply_rotary_emb(cosine_sim_scale(x, scale), theta)
+    cos, sin = rope_cos_sin(theta)
+    torch.testing.assert_close(cosine_sim_rope(x, scale, cos, sin), expected)
+    # after normalisation the logits are bounded by the per-head temperature
+    assert torch.allclose(expected.norm(dim=-1) ** 2, scale[:, 0].expand(5, 3), rtol=1e-5)
 
 
 def _inputs(arrays):

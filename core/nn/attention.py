@@ -81,11 +81,100 @@ def na2d_torch(q: Tensor, k: Tensor, v: Tensor, kernel_size: int, *,
                max_logits: int = DEFAULT_MAX_LOGITS) -> Tensor:
     """2-D neighborhood attention in plain PyTorch; q, k, v, out are `[B, H, W, heads, d]`.
 
-    Queries are tiled into `block` tiles. Each tile gathers the union of its queries' windows
-    once and runs one dense, masked attention over it, batched over tiles and heads; rows of
-    tiles are processed in chunks so no more than `max_logits` logits exist at a time.
+    Queries are tiled into `block` tiles. Each tile takes the union of its queries' windows
+    (a (b+k−1)² key region) once and runs one dense attention over it with an additive window
+    mask, batched over tiles and heads. Rows of tiles are processed in chunks so that no more
+    than `max_logits` logits (and their key regions) exist at a time: memory stays bounded at
+    any grid size.
     """
     _check_na_args(q, k, v, kernel_size)
+    _, h, w, _, _ = q.shape
+    bh, bw = block
+    radius = kernel_size // 2
+    if h % bh == 0 and w % bw == 0 and min(bh, bw) > radius:
+        return _na2d_padded_tiles(q, k, v, kernel_size, bh, bw, max_logits)
+    return _na2d_gathered_tiles(q, k, v, kernel_size, block=block, max_logits=max_logits)
+
+
+@functools.lru_cache(maxsize=16)
+def _padded_tile_bias(h: int, w: int, kernel_size: int, bh: int, bw: int, dtype: torch.dtype,
+                      device: torch.device) -> Tensor:
+    """Additive window mask `[h/bh, w/bw, bh*bw, kh*kw]` of the padded-tile layout.
+
+    Cached: the same few grids recur at every sampling step.
+    """
+    radius = kernel_size // 2
+
+    def axis(n: int, b: int) -> Tensor:  # [tiles, b, b + 2·radius]: key inside query's window
+        starts = window_starts(n, kernel_size, device) + radius  # in padded coordinates
+        first_key = torch.arange(n // b, device=device)[:, None] * b
+        keys = first_key + torch.arange(b + 2 * radius, device=device)
+        w0 = starts.view(n // b, b)
+        return (keys[:, None, :] >= w0[:, :, None]) & (keys[:, None, :] < w0[:, :, None]
+                                                        + kernel_size)
+
+    rows, cols = axis(h, bh), axis(w, bw)
+    inside = rows[:, None, :, None, :, None] & cols[None, :, None, :, None, :]
+    bias = torch.zeros(inside.shape, dtype=dtype, device=device)
+    bias.masked_fill_(~inside, float("-inf"))
+    return bias.reshape(h // bh, w // bw, bh * bw, (bh + 2 * radius) * (bw + 2 * radius))
+
+
+def _pad_heads_first(x: Tensor, radius: int) -> Tensor:
+    """`[B, H, W, heads, d]` → zero-padded `[B, heads, H+2r, W+2r, d]` (borders zeroed only)."""
+    b, h, w, heads, d = x.shape
+    out = x.new_empty(b, heads, h + 2 * radius, w + 2 * radius, d)
+    # padded keys are masked out, but must be finite: 0 · NaN would poison the weighted sum
+    out[:, :, :radius].zero_()
+    out[:, :, h + radius:].zero_()
+    out[:, :, :, :radius].zero_()
+    out[:, :, :, w + radius:].zero_()
+    out[:, :, radius:h + radius, radius:w + radius] = x.permute(0, 3, 1, 2, 4)
+    return out
+
+
+def _na2d_padded_tiles(q: Tensor, k: Tensor, v: Tensor, kernel_size: int, bh: int, bw: int,
+                       max_logits: int) -> Tensor:
+    """Grids that the tiles divide: with k//2 zero rows/columns around K and V, every tile's
+    key region starts at the tile's own corner, so all regions are one strided `unfold` view
+    (copied once per chunk) instead of an index gather; the mask hides the padding and
+    reproduces the shifted border windows."""
+    bsz, h, w, heads, d = q.shape
+    dv = v.shape[-1]
+    radius = kernel_size // 2
+    kh, kw = bh + 2 * radius, bw + 2 * radius
+    n_rows, n_cols = h // bh, w // bw
+    k_pad = _pad_heads_first(k, radius)
+    v_pad = _pad_heads_first(v, radius)
+    bias = _padded_tile_bias(h, w, kernel_size, bh, bw, q.dtype, q.device)
+    q_tiles_all = q.view(bsz, n_rows, bh, n_cols, bw, heads, d)
+    out = torch.empty(bsz, n_rows, bh, n_cols, bw, heads, dv, dtype=v.dtype, device=q.device)
+    per_row = bsz * heads * n_cols * bh * bw * kh * kw
+    step = max(1, max_logits // per_row)
+    for r0 in range(0, n_rows, step):
+        r1 = min(r0 + step, n_rows)
+        n = r1 - r0
+        q_tiles = q_tiles_all[:, r0:r1].permute(0, 5, 1, 3, 2, 4, 6).reshape(
+            bsz * heads, n * n_cols, bh * bw, d)
+        rows = slice(r0 * bh, r1 * bh + 2 * radius)
+        # unfold → [B, heads, n, n_cols, d, kh, kw]; one copy into [.., kh*kw, d] per tile
+        k_tiles = k_pad[:, :, rows].unfold(2, kh, bh).unfold(3, kw, bw).permute(
+            0, 1, 2, 3, 5, 6, 4).reshape(bsz * heads, n * n_cols, kh * kw, d)
+        v_tiles = v_pad[:, :, rows].unfold(2, kh, bh).unfold(3, kw, bw).permute(
+            0, 1, 2, 3, 5, 6, 4).reshape(bsz * heads, n * n_cols, kh * kw, dv)
+        tile_bias = bias[r0:r1].reshape(1, n * n_cols, bh * bw, kh * kw)
+        # fused masked attention per tile (flash kernel on CPU): no logits tensor at all
+        tile_out = F.scaled_dot_product_attention(q_tiles, k_tiles, v_tiles,
+                                                  attn_mask=tile_bias, scale=1.0)
+        out[:, r0:r1] = tile_out.view(bsz, heads, n, n_cols, bh, bw, dv).permute(
+            0, 2, 4, 3, 5, 1, 6)
+    return out.view(bsz, h, w, heads, dv)
+
+
+def _na2d_gathered_tiles(q: Tensor, k: Tensor, v: Tensor, kernel_size: int, *,
+               block: tuple[int, int] = DEFAULT_BLOCK,
+               max_logits: int = DEFAULT_MAX_LOGITS) -> Tensor:
+    """Any grid size: tiles and key regions gathered by index (the last tile overlaps)."""
     bsz, h, w, heads, d = q.shape
     dv = v.shape[-1]
     device = q.device

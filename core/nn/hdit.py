@@ -24,11 +24,11 @@ from tressel.nn.layers import (
     TokenMerge,
     TokenSplit,
     TokenSplitWithoutSkip,
-    apply_rotary_emb,
-    cosine_sim_scale,
+    cosine_sim_rope,
     downscale_pos,
     make_axial_pos,
     make_context_pos,
+    rope_cos_sin,
     zero_init,
 )
 
@@ -200,10 +200,10 @@ class SelfAttentionBlock(nn.Module):
         b, h, w, d = x.shape
         qkv = self.qkv_proj(self.norm(x, cond)).view(b, h, w, 3, self.n_heads, self.d_head)
         q, k, v = qkv.unbind(3)  # [B, h, w, heads, e]
-        theta = self.pos_emb(pos)  # [h, w, heads, e/4]
+        cos, sin = rope_cos_sin(self.pos_emb(pos))  # [h, w, heads, e/4]
         scale = self.scale[:, None]
-        q = apply_rotary_emb(cosine_sim_scale(q, scale), theta).to(v.dtype)
-        k = apply_rotary_emb(cosine_sim_scale(k, scale), theta).to(v.dtype)
+        q = cosine_sim_rope(q, scale, cos, sin, out_dtype=v.dtype)
+        k = cosine_sim_rope(k, scale, cos, sin, out_dtype=v.dtype)
         if self.attn_type == "neighborhood":
             out = neighborhood_attention_2d(q, k, v, self.kernel_size, backend=self.na_backend)
         else:
@@ -269,16 +269,16 @@ class SpatialTransformerSimpleV2(nn.Module):
         heads, e = self.n_heads, self.d_head
         x_n = self.x_in_norm(x, cond).reshape(b, h * w, d)
         x_scale = self.x_scale[:, None]
-        theta = self.x_pos_emb(pos.reshape(h * w, 2))  # [L, heads, e/4]
+        cos, sin = rope_cos_sin(self.x_pos_emb(pos.reshape(h * w, 2)))  # [L, heads, e/4]
         if self.do_self_attention:
             q, k, v = self.x_qkv_proj(x_n).view(b, h * w, 3, heads, e).unbind(2)
-            k = apply_rotary_emb(cosine_sim_scale(k, x_scale), theta).to(v.dtype)
+            k = cosine_sim_rope(k, x_scale, cos, sin, out_dtype=v.dtype)
         else:
             q = self.x_q_proj(x_n).view(b, h * w, heads, e)
-        q = apply_rotary_emb(cosine_sim_scale(q, x_scale), theta).to(x_n.dtype)
+        q = cosine_sim_rope(q, x_scale, cos, sin, out_dtype=x_n.dtype)
         k_c, v_c = self.cond_kv_proj(context).view(b, -1, 2, heads, e).unbind(2)
-        k_c = cosine_sim_scale(k_c, self.cond_scale[:, None])
-        k_c = apply_rotary_emb(k_c, self.cond_pos_emb(context_pos)).to(v_c.dtype)
+        cos_c, sin_c = rope_cos_sin(self.cond_pos_emb(context_pos))
+        k_c = cosine_sim_rope(k_c, self.cond_scale[:, None], cos_c, sin_c, out_dtype=v_c.dtype)
         if self.do_self_attention:
             k_c = torch.cat([k, k_c], dim=1)
             v_c = torch.cat([v, v_c], dim=1)

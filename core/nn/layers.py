@@ -31,9 +31,11 @@ def zero_init(layer: nn.Linear) -> nn.Linear:
 def rms_norm(x: Tensor, scale: Tensor, eps: float = NORM_EPS) -> Tensor:
     """`x * scale / sqrt(mean(x², -1) + eps)` computed in at least fp32, returned in x's dtype."""
     dtype = _at_least_fp32(x, scale)
-    xf = x.to(dtype)
-    mean_sq = xf.pow(2).mean(dim=-1, keepdim=True)
-    return (xf * (scale.to(dtype) * torch.rsqrt(mean_sq + eps))).to(x.dtype)
+    # vector_norm accumulates in `dtype` without materialising x² (these passes are
+    # memory-bound on the 128×128-token level)
+    sum_sq = torch.linalg.vector_norm(x, dim=-1, keepdim=True, dtype=dtype).square_()
+    inv_rms = torch.rsqrt(sum_sq.div_(x.shape[-1]).add_(eps))
+    return (x.to(dtype) * inv_rms).mul_(scale.to(dtype)).to(x.dtype)
 
 
 class RMSNorm(nn.Module):
@@ -72,7 +74,7 @@ class LinearGEGLU(nn.Linear):
 
     def forward(self, x: Tensor) -> Tensor:
         value, gate = super().forward(x).chunk(2, dim=-1)
-        return value * F.gelu(gate)
+        return F.gelu(gate).mul_(value)
 
 
 class FeedForwardBlock(nn.Module):
@@ -239,6 +241,32 @@ def apply_rotary_emb(x: Tensor, theta: Tensor) -> Tensor:
     x1, x2, rest = x[..., :d], x[..., d:2 * d], x[..., 2 * d:]
     cos, sin = theta.cos(), theta.sin()
     return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin, rest], dim=-1)
+
+
+def rope_cos_sin(theta: Tensor) -> tuple[Tensor, Tensor]:
+    """cos and sin of RoPE angles in at least fp32 (computed once, used for q and k)."""
+    theta = theta.to(_at_least_fp32(theta))
+    return theta.cos(), theta.sin()
+
+
+def cosine_sim_rope(x: Tensor, scale: Tensor, cos: Tensor, sin: Tensor,
+                    eps: float = COSINE_SIM_EPS, out_dtype: torch.dtype | None = None) -> Tensor:
+    """`apply_rotary_emb(cosine_sim_scale(x, scale), θ)` in one pass over x.
+
+    The per-(token, head) normalisation factor is folded into cos/sin (a quarter of x's size)
+    so x is read once and the result written once, without the concatenation.
+    """
+    dtype = _at_least_fp32(x, scale, cos)
+    d = cos.shape[-1]
+    sum_sq = torch.linalg.vector_norm(x, dim=-1, keepdim=True, dtype=dtype).square_()
+    factor = torch.rsqrt(sum_sq.add_(eps)).mul_(scale.to(dtype).sqrt())
+    f_cos, f_sin = factor * cos, factor * sin
+    x1, x2, rest = x[..., :d], x[..., d:2 * d], x[..., 2 * d:]
+    out = torch.empty(x.shape, dtype=out_dtype or dtype, device=x.device)
+    out[..., :d] = torch.mul(x1, f_cos).sub_(x2 * f_sin)
+    out[..., d:2 * d] = torch.mul(x2, f_cos).addcmul_(x1, f_sin)
+    out[..., 2 * d:] = rest * factor
+    return out
 
 
 def cosine_sim_scale(x: Tensor, scale: Tensor, eps: float = COSINE_SIM_EPS) -> Tensor:
