@@ -374,6 +374,17 @@ def test_more_points_give_smaller_deviation(groom):
     np.testing.assert_allclose(knots, groom.positions, atol=1e-6)
 
 
+def test_never_writes_more_points_than_the_strands_have(tmp_path):
+    groom = make_groom(40, points=24)
+    path = tmp_path / "groom.usdc"
+    report = write_groom(groom, path, points_per_strand=64, guides=4)
+    assert report.points_per_strand == 24 and report.max_deviation == 0.0
+    np.testing.assert_array_equal(read_groom(path).positions, groom.positions)
+    report = write_groom(groom, path, points_per_strand=64, basis="bspline", guides=4)
+    assert report.points_per_strand == 26 and report.max_deviation < 1e-6
+    np.testing.assert_allclose(read_groom(path).positions, groom.positions, atol=1e-6)
+
+
 def test_resampling_handles_straight_and_zero_length_strands():
     t = np.linspace(0.0, 1.0, 256)[None, :, None]
     straight = np.concatenate([t * np.array([0.0, -0.3, 0.1]), np.zeros((1, 256, 3))])

@@ -21,7 +21,7 @@ import logging
 import os
 import time
 import uuid
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -212,6 +212,21 @@ def _extents_hint(default: Gf.Range3f, guide: Gf.Range3f) -> Vt.Vec3fArray:
     return Vt.Vec3fArray(boxes)
 
 
+def _cap_points(opts: WriteOptions, source_points: int) -> WriteOptions:
+    """Never write more points than the model predicted: they would add size, not shape.
+
+    A linear curve keeps at most the input points; a B-spline at most one knot per input point
+    (two more control points).
+    """
+    cap = source_points + (0 if opts.basis == "linear" else 2)
+    capped = {name: cap for name in ("points_per_strand", "preview_points", "guide_points")
+              if (getattr(opts, name) or 0) > cap}
+    if capped:
+        log.info("strands have %d points: writing at most %d per curve (asked %s)", source_points,
+                 cap, ", ".join(f"{name}={getattr(opts, name)}" for name in capped))
+    return replace(opts, **capped)
+
+
 def write_groom(result: HairResult, path: str | os.PathLike, **options) -> WriteReport:
     """Write `result` as a USD groom layer at `path` (.usdc, .usd or .usda), atomically.
 
@@ -236,6 +251,7 @@ def write_groom(result: HairResult, path: str | os.PathLike, **options) -> Write
         raise ConfigError("the groom has no strands: nothing to write")
     if opts.scalp and result.scalp_mesh is None:
         raise ConfigError("scalp=True but this groom carries no scalp mesh: write without it")
+    opts = _cap_points(opts, source_points)
     register_schemas()
 
     scale = 1.0 / UNITS[opts.units]  # metres -> stage units
