@@ -243,6 +243,9 @@ def write_groom(result: HairResult, path: str | os.PathLike, **options) -> Write
     file_format = FORMATS.get(path.suffix.lower())
     if file_format is None:
         raise ConfigError(f"cannot write {path.name}: use a .usdc, .usd or .usda file name")
+    if not isinstance(result, HairResult):
+        raise TypeError(f"write_groom needs a tressel.result.HairResult, got "
+                        f"{type(result).__name__}")
     positions = np.asarray(result.positions)
     if positions.ndim != 3 or positions.shape[2] != 3 or positions.shape[1] < 2:
         raise ConfigError(f"strand positions must be [N, V>=2, 3], got {positions.shape}")
