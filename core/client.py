@@ -218,12 +218,13 @@ class Client:
         headers: dict[str, str] | None = None,
         timeout: float | None = None,
     ) -> tuple[int, dict[str, str], bytes]:
-        """Send one request; return (status, headers, body). DaemonNotRunning if unreachable."""
+        """Send one request; return (status, lower-cased headers, body)."""
         conn = self._connection(timeout)
         try:
             conn.request(method, path, body=body, headers=self._headers(headers))
             response = conn.getresponse()
-            return response.status, dict(response.getheaders()), response.read()
+            headers = {k.lower(): v for k, v in response.getheaders()}  # names are any case
+            return response.status, headers, response.read()
         except (ConnectionRefusedError, socket.gaierror) as exc:
             raise DaemonNotRunning(
                 f"no Tressel daemon answers at {self.endpoint.url} ({exc}): start one with "
@@ -422,7 +423,7 @@ class Client:
         if status >= 400:
             raise _problem(status, data, f"result of job {job_id}")
         if dest.is_dir():
-            ext = headers.get("X-Tressel-Format") or "usdc"
+            ext = headers.get("x-tressel-format") or "usdc"
             dest = dest / f"{job_id}.{ext}"
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")

@@ -173,6 +173,29 @@ class Daemon:
             self.process.wait(10)
 
 
+# Small real-pipeline jobs: the noise images have no face, so the whole image is the crop.
+FAST = {"crop": False, "steps": 2, "max_strands": 48}
+WRITE = {"guides": 8, "points_per_strand": 8}
+
+
+def tiny_bundle(folder: Path) -> Any:
+    """A tiny bundle with random weights (`tressel.random_bundle`), named "tiny-random"."""
+    from tressel.random_bundle import make_random_bundle
+
+    return make_random_bundle(folder / "tiny-random", "tiny")
+
+
+def real_daemon(state_dir: Path, bundle: Any, *extra: str) -> Daemon:
+    """A daemon running the real pipeline engine on the CPU with `bundle` as its default, an
+    empty model store, and limits of 1 MB and 1 Mpx per upload."""
+    return Daemon(
+        state_dir, engine=None,
+        args=["--bundle", str(bundle.path), "--device", "cpu", "--max-upload-mb", "1",
+              "--max-megapixels", "1", *extra],
+        env={"TRESSEL_MODELS_DIR": str(state_dir.parent / "models")},
+    )
+
+
 def write_png(path: Path, width: int = 48, height: int = 40, seed: int = 0) -> Path:
     """A small RGB PNG of random pixels (different `seed`, different bytes and hash)."""
     import numpy as np

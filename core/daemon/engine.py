@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from tressel.daemon.cache import publish
-from tressel.errors import BundleError, ConfigError
+from tressel.errors import BundleError, ConfigError, FaceNotFoundError, ImageError
 from tressel.progress import CancelFlag, ProgressFn, check_cancel
 
 log = logging.getLogger(__name__)
@@ -139,8 +139,23 @@ class PipelineEngine:
                 )
             bundle = installed[0]
         else:
-            bundle = load_bundle(choice)
+            try:
+                bundle = load_bundle(choice)
+            except BundleError:
+                bundle = self._known_by_name(choice)
+                if bundle is None:
+                    raise
         return str(Path(bundle.path).resolve()), bundle.content_hash
+
+    def _known_by_name(self, name: str) -> Any:
+        """A bundle this daemon opened from a folder (its default, or a job's), by its name."""
+        from tressel.bundles import load_bundle
+
+        with self._lock:
+            known = list(self._bundles.values())
+        if self.default_bundle and self.default_bundle != name:
+            known.append(load_bundle(self.default_bundle))
+        return next((b for b in known if b.name == name), None)
 
     def canonical_params(self, params: dict[str, Any], seed: int) -> dict[str, Any]:
         """`GenerateParams` with the request's values and every default filled in, as JSON."""
@@ -183,7 +198,7 @@ class PipelineEngine:
 
     # -- models ------------------------------------------------------------------------------
 
-    def _bundle(self, folder: str) -> Any:
+    def _bundle(self, folder: str) -> Any:  # opened once, then listed by `models`
         from tressel.bundles import load_bundle
 
         with self._lock:
@@ -251,14 +266,20 @@ class PipelineEngine:
         # Re-read the manifest (cheap): the networks stay resident in the pipeline's cache,
         # keyed by content hash, and a bundle replaced on disk must not pass for the old one.
         bundle = load_bundle(job.bundle)
+        with self._lock:
+            self._bundles[job.bundle] = bundle  # so `models` lists it and names resolve
         if bundle.content_hash != job.bundle_hash:
             raise BundleError(
                 f"bundle {bundle.name!r} changed since this job was submitted (hash "
                 f"{bundle.content_hash[:12]}, job wants {job.bundle_hash[:12]}): submit it again"
             )
         params = {**job.params, "device": job.device}
-        result = generate(job.image_path.read_bytes(), bundle, GenerateParams(**params),
-                          progress=progress, cancel=cancel)
+        try:
+            result = generate(job.image_path, bundle, GenerateParams(**params),
+                              progress=progress, cancel=cancel)
+        except (ImageError, FaceNotFoundError) as exc:
+            # Name the user's file, not the daemon's copy of it.
+            raise type(exc)(str(exc).replace(str(job.image_path), job.image_name)) from None
         check_cancel(cancel)
         progress("write", 0, 1)
         write_groom(result, job.temp_path, **job.write_options)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -97,7 +98,7 @@ class JobManager:
         for job_id in failed:
             log.error("job %s was interrupted repeatedly: marked failed", job_id)
         self.store.prune(self.config.recent_jobs)
-        self._gc_inputs(at_start=True)
+        self._gc_inputs()
         for worker in self._workers:
             worker.start()
 
@@ -122,11 +123,16 @@ class JobManager:
 
     # -- submission --------------------------------------------------------------------------
 
-    def _store_input(self, data: bytes, sha256: str) -> Path:
-        """Keep the image under its hash until no queued or running job needs it."""
-        path = self.inputs_dir / sha256
+    def input_path(self, sha256: str, name: str) -> Path:
+        """Where a job's image waits: `inputs/<sha256>/<name>`, so messages name the user's file."""
+        return self.inputs_dir / sha256 / name
+
+    def _store_input(self, data: bytes, sha256: str, name: str) -> Path:
+        """Keep the image until no queued or running job needs it (caller holds the lock)."""
+        path = self.input_path(sha256, name)
         if not path.is_file():
-            tmp = self.inputs_dir / f".{sha256}.tmp-{os.getpid()}-{threading.get_ident()}"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{name}.tmp-{os.getpid()}")
             tmp.write_bytes(data)
             publish(tmp, path)
         return path
@@ -168,7 +174,7 @@ class JobManager:
         # Under the inputs lock so that a concurrent clean-up cannot delete the image between
         # storing it and recording the job that needs it.
         with self._inputs_lock:
-            self._store_input(image, image_sha256)
+            self._store_input(image, image_sha256, image_name)
             self.store.add(job)
         self.bus.publish(job.id, "queued", {"position": self.store.queue_position(job)})
         with self._wake:
@@ -259,7 +265,7 @@ class JobManager:
                 self._end(job.id, SUCCEEDED, cached=True)
                 return
             engine_job = EngineJob(
-                job_id=job.id, image_path=self.inputs_dir / job.image_sha256,
+                job_id=job.id, image_path=self.input_path(job.image_sha256, job.image_name),
                 image_name=job.image_name, bundle=job.bundle, bundle_hash=job.bundle_hash,
                 params=job.params, write_options=job.write_options, seed=job.seed,
                 format=job.format, device=device,
@@ -311,11 +317,14 @@ class JobManager:
         for position, job_id in enumerate(self.store.queued_ids()):
             self.bus.publish(job_id, "queued", {"position": position})
 
-    def _gc_inputs(self, at_start: bool = False) -> None:
+    def _gc_inputs(self) -> None:
+        # Under the lock that `submit` holds while storing, so nothing is mid-write here.
         with self._inputs_lock:
             needed = self.store.inputs_in_use()
             for path in self.inputs_dir.iterdir():
-                if path.name.startswith(".") and not at_start:
-                    continue  # another thread's temp file, mid-write
-                if path.name not in needed:
+                if path.name in needed:
+                    continue
+                if path.is_dir():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
                     path.unlink(missing_ok=True)

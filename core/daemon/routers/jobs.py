@@ -44,8 +44,9 @@ def _validation_detail(exc: ValidationError) -> str:
 
 
 def _clean_name(name: str | None) -> str:
-    base = Path((name or "image").replace("\\", "/")).name[:200]
-    return "".join(c if c.isprintable() else "_" for c in base) or "image"
+    """A safe file name from a client's file name (no folders, no leading dots)."""
+    base = Path((name or "").replace("\\", "/")).name[:200].lstrip(".")
+    return "".join(c if c.isprintable() and c not in "/\\:" else "_" for c in base) or "image"
 
 
 async def _submit(request: Request, data: bytes, name: str, job_request: JobRequest) -> dict:
