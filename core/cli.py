@@ -20,6 +20,11 @@ COMMAND_MODULES = [
     "generate",
     "models",
     "conformance",
+    "daemon",
+    "submit",
+    "synth",
+    "train",
+    "eval",
     "usd_info",
 ]
 

@@ -1,0 +1,1 @@
+"""Training Tressel's own models: recipes, stages, evaluation."""

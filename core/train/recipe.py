@@ -1,0 +1,431 @@
+"""A recipe (YAML: every config and seed) and the stages that turn it into a model bundle.
+
+Stages, each writing into its own folder of the work directory and skipped when its result
+already exists (so `tressel train all` resumes after an interruption):
+
+    data          tressel synth for the training and held-out sets
+    strand-codec  encoder + decoder on local strands        -> strand_codec/final.safetensors
+    image-encoder ViT on renders, then features of every render -> image_encoder/features.pt
+    textures      scalp textures of every groom (codec)      -> textures/textures.pt
+    rgb2material  material from the patch features           -> rgb2material/final.safetensors
+    diffusion     HDiT on textures + features                -> diffusion/final.safetensors
+    bundle        every network + Tressel's scalp -> a `tressel-bundle/1` folder + MODEL_CARD.md
+
+Each stage seeds torch from the recipe and runs with `threads` CPU threads, so a re-run of the
+same recipe on the same machine and library versions rebuilds the same weights.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tressel.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+STAGES = ("data", "strand-codec", "image-encoder", "textures", "rgb2material", "diffusion",
+          "bundle")
+
+
+@dataclass
+class Recipe:
+    """A parsed recipe; `raw` is the YAML as loaded, recorded in the bundle for provenance."""
+
+    raw: dict[str, Any]
+    path: Path | None = None
+    sections: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Recipe:
+        import yaml
+
+        path = Path(path)
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"recipe {path} not found") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"recipe {path} is not valid YAML: {exc}") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"recipe {path} must be a YAML mapping")
+        recipe = cls(raw=raw, path=path)
+        for key in ("name", "seed", "data", "texture_size", "crop_size", "strand_codec",
+                    "image_encoder", "rgb2material", "diffusion"):
+            if key not in raw:
+                raise ConfigError(f"recipe {path} lacks {key!r}")
+        return recipe
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return copy.deepcopy(self.raw.get(key, default))
+
+    @property
+    def seed(self) -> int:
+        return int(self.raw["seed"])
+
+    def threads(self, stage: str) -> int:
+        threads = self.raw.get("threads", 2)
+        if isinstance(threads, dict):
+            return int(threads.get(stage, threads.get("default", 2)))
+        return int(threads)
+
+    def stage_seed(self, stage: str) -> int:
+        return self.seed * 1000 + STAGES.index(stage)
+
+
+class Workdir:
+    """Paths of one recipe run."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    def data(self, split: str) -> Path:
+        return self.root / "data" / split
+
+    def stage(self, name: str) -> Path:
+        path = self.root / name.replace("-", "_")
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+
+def _scalp(recipe: Recipe) -> tuple[Any, dict]:
+    from tressel.geometry.scalp import compute_scalp_maps
+    from tressel.result import ScalpMesh
+    from tressel.synth.head import scalp_mesh_arrays
+
+    vertices, faces, uv = scalp_mesh_arrays(int(recipe.raw.get("scalp_resolution", 24)))
+    mesh = ScalpMesh(vertices, faces, uv)
+    maps = compute_scalp_maps(mesh, int(recipe.raw.get("uv_map_size", 256)))
+    return mesh, {"vertices": vertices, "faces": faces, "uv": uv, **maps}
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    from tressel.synth.dataset import write_json
+
+    write_json(path, obj)
+
+
+def _save_safetensors(path: Path, state: dict) -> None:
+    import os
+    import tempfile
+
+    from safetensors.torch import save_file
+
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    os.close(fd)
+    save_file({k: v.detach().contiguous().cpu() for k, v in state.items()}, tmp)
+    os.replace(tmp, path)
+
+
+def _load_safetensors(path: Path) -> dict:
+    from safetensors.torch import load_file
+
+    if not path.is_file():
+        raise ConfigError(f"{path} is missing: run the earlier training stage first")
+    return load_file(str(path))
+
+
+def _setup(recipe: Recipe, stage: str) -> None:
+    import torch
+
+    torch.set_num_threads(recipe.threads(stage))
+    torch.manual_seed(recipe.stage_seed(stage))
+
+
+def _train_folders(recipe: Recipe, work: Workdir) -> list[Path]:
+    from tressel.synth.dataset import list_grooms
+
+    return list_grooms(work.data("train"))
+
+
+def codec_config(recipe: Recipe, work: Workdir) -> dict:
+    path = work.stage("strand-codec") / "config.json"
+    if not path.is_file():
+        raise ConfigError(f"{path} is missing: run `tressel train strand-codec` first")
+    return json.loads(path.read_text())
+
+
+def image_encoder_config(recipe: Recipe) -> dict:
+    from tressel.nn.image_encoder import DinoV2Config
+
+    config = recipe.get("image_encoder")["config"]
+    config["img_size"] = int(recipe.raw["crop_size"])
+    return DinoV2Config.from_dict(config).to_dict()
+
+
+def diffusion_config(recipe: Recipe, work: Workdir) -> dict:
+    from tressel.difflocks_import import OFFICIAL_DIFFUSION_CONFIG
+    from tressel.nn.image_encoder import DinoV2Config
+
+    encoder = DinoV2Config.from_dict(image_encoder_config(recipe))
+    latent_dim = int(codec_config(recipe, work)["latent_dim"])
+    size = int(recipe.raw["texture_size"])
+    grid = encoder.grid_size
+    config = copy.deepcopy(OFFICIAL_DIFFUSION_CONFIG)
+    user = recipe.get("diffusion")["config"]
+    cross_dim = int(user.pop("cross_condition_dim", 64))
+    config.update(user)
+    levels = len(config["widths"])
+    config.update(
+        input_channels=latent_dim + 1, input_size=[size, size],
+        sigma_data=float(recipe.raw.get("sigma_data", 0.3)),
+        rgb_condition={
+            "global_condition_shape": [1, encoder.embed_dim],
+            "local_condition_shapes": [{"shape": [1, encoder.embed_dim, grid, grid]}] * 3,
+            "cross_condition_dim": [cross_dim] * 3,
+            "self_attn": [False] + [True] * (levels - 1),
+        })
+    return config
+
+
+# --------------------------------------------------------------------------------------------
+# stages
+
+
+def stage_data(recipe: Recipe, work: Workdir, progress=None, cancel=None) -> dict:
+    from tressel.synth.dataset import synthesize
+
+    out = {}
+    for split, spec in recipe.get("data").items():
+        t0 = time.perf_counter()
+        synthesize(work.data(split), int(spec["count"]), int(spec.get("seed", 0)),
+                   int(spec.get("strands", 4096)), int(spec.get("image_size", 224)),
+                   progress=progress, cancel=cancel)
+        out[split] = {"count": int(spec["count"]), "seconds": round(time.perf_counter() - t0, 1)}
+    return out
+
+
+def stage_strand_codec(recipe: Recipe, work: Workdir, resume: bool = False, progress=None,
+                       cancel=None) -> dict:
+    import numpy as np
+    from tressel.train.common import OptimConfig
+    from tressel.train.strands import (
+        collect_codec_strands,
+        normalization_from,
+        train_strand_codec,
+    )
+
+    _setup(recipe, "strand-codec")
+    section = recipe.get("strand_codec")
+    folder = work.stage("strand-codec")
+    cache = folder / "strands.npy"
+    _, scalp = _scalp(recipe)
+    if cache.is_file():
+        strands = np.load(cache)
+    else:
+        strands = collect_codec_strands(_train_folders(recipe, work), scalp,
+                                        int(section.get("strands_per_groom", 64)),
+                                        recipe.stage_seed("strand-codec"), progress)
+        np.save(cache, strands)
+    config = dict(section["config"])
+    config["normalization"] = normalization_from(strands)
+    from tressel.nn.strand_codec import StrandCodecConfig
+
+    config = StrandCodecConfig.from_dict(config).to_dict()
+    codec, metrics = train_strand_codec(strands, config, OptimConfig.from_dict(section["train"]),
+                                        folder, recipe.stage_seed("strand-codec"), resume,
+                                        progress, cancel)
+    _write_json(folder / "config.json", config)
+    _save_safetensors(folder / "final.safetensors", codec.state_dict())
+    metrics["strands"] = len(strands)
+    _write_json(folder / "metrics.json", metrics)
+    cache.unlink()  # hundreds of MB; rebuilt from the dataset when needed
+    return metrics
+
+
+def stage_image_encoder(recipe: Recipe, work: Workdir, resume: bool = False, progress=None,
+                        cancel=None) -> dict:
+    import torch
+    from tressel.nn.image_encoder import DinoV2Config, ImageEncoder
+    from tressel.train.common import OptimConfig
+    from tressel.train.data import load_render_set
+    from tressel.train.image_encoder import encode_renders, train_image_encoder
+
+    _setup(recipe, "image-encoder")
+    section = recipe.get("image_encoder")
+    folder = work.stage("image-encoder")
+    config = DinoV2Config.from_dict(image_encoder_config(recipe))
+    renders = load_render_set(work.data("train"))
+    if (folder / "final.safetensors").is_file():
+        encoder = ImageEncoder(config)
+        encoder.load_weights(_load_safetensors(folder / "final.safetensors"))
+        metrics = json.loads((folder / "metrics.json").read_text())
+    else:
+        encoder, metrics = train_image_encoder(renders, config,
+                                               OptimConfig.from_dict(section["train"]), folder,
+                                               recipe.stage_seed("image-encoder"), resume,
+                                               progress, cancel)
+        _save_safetensors(folder / "final.safetensors", encoder.vit.state_dict())
+        _write_json(folder / "metrics.json", metrics)
+    encoder.eval()
+    cls, patch = encode_renders(encoder, renders.images, progress=progress)
+    torch.save({"cls": cls, "patch": patch,
+                "material_raw": torch.from_numpy(renders.material_raw)},
+               folder / "features.pt")
+    return metrics
+
+
+def stage_textures(recipe: Recipe, work: Workdir, progress=None, cancel=None) -> dict:
+    import torch
+    from tressel.components import load_component
+    from tressel.train.strands import build_textures
+
+    _setup(recipe, "textures")
+    folder = work.stage("textures")
+    config = codec_config(recipe, work)
+    codec = load_component("strand_codec", config,
+                           _load_safetensors(work.stage("strand-codec") / "final.safetensors"))
+    _, scalp = _scalp(recipe)
+    t0 = time.perf_counter()
+    textures = build_textures(codec, _train_folders(recipe, work), scalp,
+                              int(recipe.raw["texture_size"]),
+                              float(recipe.raw.get("sigma_data", 0.3)), progress, cancel)
+    tensor = torch.from_numpy(textures)
+    torch.save(tensor, folder / "textures.pt")
+    latents = tensor[:, :-1]
+    metrics = {"count": len(textures), "latent_std": round(float(latents.std()), 4),
+               "latent_mean": round(float(latents.mean()), 4),
+               "seconds": round(time.perf_counter() - t0, 1)}
+    _write_json(folder / "metrics.json", metrics)
+    return metrics
+
+
+def _features(work: Workdir) -> dict:
+    import torch
+
+    path = work.stage("image-encoder") / "features.pt"
+    if not path.is_file():
+        raise ConfigError(f"{path} is missing: run `tressel train image-encoder` first")
+    return torch.load(path, weights_only=True)
+
+
+def stage_rgb2material(recipe: Recipe, work: Workdir, resume: bool = False, progress=None,
+                       cancel=None) -> dict:
+    from tressel.train.common import OptimConfig
+    from tressel.train.diffusion import train_rgb2material
+
+    _setup(recipe, "rgb2material")
+    section = recipe.get("rgb2material")
+    folder = work.stage("rgb2material")
+    feats = _features(work)
+    config = dict(section["config"])
+    config["input_dim"] = int(feats["patch"].shape[1])
+    model, metrics = train_rgb2material(feats["patch"], feats["material_raw"], config,
+                                        OptimConfig.from_dict(section["train"]), folder,
+                                        recipe.stage_seed("rgb2material"), resume, progress,
+                                        cancel)
+    _write_json(folder / "config.json", config)
+    _save_safetensors(folder / "final.safetensors", model.state_dict())
+    _write_json(folder / "metrics.json", metrics)
+    return metrics
+
+
+def stage_diffusion(recipe: Recipe, work: Workdir, resume: bool = False, progress=None,
+                    cancel=None) -> dict:
+    import torch
+    from tressel.train.common import OptimConfig
+    from tressel.train.diffusion import NoiseConfig, train_diffusion
+
+    _setup(recipe, "diffusion")
+    section = recipe.get("diffusion")
+    folder = work.stage("diffusion")
+    feats = _features(work)
+    path = work.stage("textures") / "textures.pt"
+    if not path.is_file():
+        raise ConfigError(f"{path} is missing: run `tressel train textures` first")
+    textures = torch.load(path, weights_only=True)
+    config = diffusion_config(recipe, work)
+    model, metrics = train_diffusion(textures, feats["cls"], feats["patch"], config,
+                                     OptimConfig.from_dict(section["train"]),
+                                     NoiseConfig(**section.get("noise", {})), folder,
+                                     recipe.stage_seed("diffusion"), resume, progress, cancel)
+    _write_json(folder / "config.json", config)
+    _save_safetensors(folder / "final.safetensors", model.state_dict())
+    _write_json(folder / "metrics.json", metrics)
+    return metrics
+
+
+def stage_bundle(recipe: Recipe, work: Workdir, out: Path, progress=None, cancel=None) -> Path:
+    """Assemble the bundle from the stage outputs into `out` (replaced atomically)."""
+    import os
+    import shutil
+    import tempfile
+
+    from tressel.bundles import write_bundle
+    from tressel.difflocks_import import ReleaseSpec
+
+    mesh, scalp = _scalp(recipe)
+    rgb_config = json.loads((work.stage("rgb2material") / "config.json").read_text())
+    spec = ReleaseSpec(
+        diffusion=json.loads((work.stage("diffusion") / "config.json").read_text()),
+        strand_codec=codec_config(recipe, work),
+        rgb2material=rgb_config,
+        image_encoder=image_encoder_config(recipe),
+        crop_size=int(recipe.raw["crop_size"]),
+        uv_map_size=int(recipe.raw.get("uv_map_size", 256)),
+        sampler=recipe.get("sampler", {}),
+    )
+    name = str(recipe.raw["name"])
+    manifest = spec.manifest(name, "demo")
+    manifest["created_utc"] = "1970-01-01T00:00:00Z"  # reproducible: content, not build time
+    manifest["description"] = (
+        "Tressel demo model: trained by Tressel on its own procedural synthetic grooms and "
+        "scalp. A demonstration of the pipeline, not the DiffLocks model.")
+    manifest["license"] = "Apache-2.0"
+    manifest["source"] = {"recipe": recipe.raw}
+    if "roots" in recipe.raw:
+        manifest["roots"].update(recipe.raw["roots"])
+    states = {
+        "diffusion": _load_safetensors(work.stage("diffusion") / "final.safetensors"),
+        "strand_codec": _load_safetensors(work.stage("strand-codec") / "final.safetensors"),
+        "rgb2material": _load_safetensors(work.stage("rgb2material") / "final.safetensors"),
+        "image_encoder": _load_safetensors(work.stage("image-encoder") / "final.safetensors"),
+    }
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    try:
+        maps = {k: v for k, v in scalp.items() if k not in ("vertices", "faces", "uv")}
+        write_bundle(tmp, manifest, states, mesh, maps)
+        old = None
+        if out.exists():
+            old = out.parent / f".{out.name}-old-{os.getpid()}"
+            os.replace(out, old)
+        os.replace(tmp, out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    from tressel.train.model_card import write_model_card
+
+    eval_path = work.root / "eval.json"
+    evaluation = json.loads(eval_path.read_text()) if eval_path.is_file() else None
+    write_model_card(out, recipe.raw, stage_metrics(work), evaluation)
+    return out
+
+
+def stage_metrics(work: Workdir) -> dict:
+    out = {}
+    for stage in ("data", "strand-codec", "image-encoder", "textures", "rgb2material",
+                  "diffusion"):
+        path = work.root / stage.replace("-", "_") / "metrics.json"
+        if path.is_file():
+            out[stage] = json.loads(path.read_text())
+    return out
+
+
+def stage_done(work: Workdir, stage: str) -> bool:
+    folder = work.root / stage.replace("-", "_")
+    if stage == "data":
+        return all((work.data(s) / "dataset.json").is_file() for s in ("train", "heldout"))
+    if stage == "image-encoder":
+        return (folder / "features.pt").is_file()
+    if stage == "textures":
+        return (folder / "textures.pt").is_file()
+    return (folder / "final.safetensors").is_file()
