@@ -168,7 +168,7 @@ def test_tressel_submit_command(tmp_path):
         second = subprocess.run(run, env=env, cwd=tmp_path, capture_output=True, text=True,
                                 timeout=60, check=False)
         assert second.returncode == 0 and "(from cache)" in second.stdout
-        bad = subprocess.run([*run[:4], "--param", "nonsense=1", "--no-start"], env=env,
+        bad = subprocess.run([*run[:5], "--param", "nonsense=1", "--no-start"], env=env,
                              cwd=tmp_path, capture_output=True, text=True, timeout=60,
                              check=False)
         assert bad.returncode == 1 and "nonsense" in bad.stderr and "Traceback" not in bad.stderr
