@@ -478,7 +478,9 @@ def write_bundle(
 
 def compute_scalp_maps(mesh: ScalpMesh, uv_map_size: int) -> dict[str, np.ndarray]:
     """Per-vertex TBN and the UV-space closest-point maps the placement step reads (SPEC §9)."""
-    raise NotImplementedError  # filled in from tressel.geometry once it lands
+    from tressel.geometry.scalp import compute_scalp_maps as compute
+
+    return compute(mesh, uv_map_size)
 
 
 def write_scalp_ply(mesh: ScalpMesh, path: Path) -> None:

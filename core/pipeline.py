@@ -50,7 +50,7 @@ class GenerateParams:
     dtype: str = "auto"  # "auto" = bfloat16 autocast on cuda, float32 on cpu
     crop: bool = True  # False: the whole image is the face crop (no detection)
     keep_texture: bool = False  # keep the raw scalp texture and density in the result
-    decode_chunk_size: int = 256
+    decode_chunk_size: int | None = None  # strands per decoder chunk (None: the codec's)
 
     def validate(self) -> None:
         if self.steps is not None and self.steps < 1:
@@ -63,7 +63,7 @@ class GenerateParams:
             raise ConfigError(f"max strands must be at least 1, got {self.max_strands}")
         if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
             raise ConfigError(f"dtype {self.dtype!r}: use auto, float32, bfloat16 or float16")
-        if self.decode_chunk_size < 1:
+        if self.decode_chunk_size is not None and self.decode_chunk_size < 1:
             raise ConfigError("decode chunk size must be at least 1")
 
 
@@ -271,34 +271,23 @@ def run_generate(
                                     interval, params, sampler, report, cancel)
     phase_done("diffusion")
 
-    report("roots", 0, 1)
-    density, root_rowcol, latents = _sample_roots(bundle, scalp_texture, generator, params)
-    report("roots", 1, 1)
-    phase_done("roots")
-
-    strands_tbn = _decode(models, latents, params, report, cancel)
-    phase_done("decode")
-
-    report("place", 0, 1)
-    positions, root_positions, root_normals = _place(models, root_rowcol, strands_tbn,
-                                                     bundle.uv_map_size)
-    report("place", 1, 1)
-    phase_done("place")
+    grown = _grow(models, bundle, scalp_texture, generator, params, report, cancel, timings)
+    clock = time.perf_counter()
 
     report("material", 0, 1)
     material = _material(models, patch_map)
     report("material", 1, 1)
     phase_done("material")
 
-    rowcol = root_rowcol.cpu().numpy().astype(np.float32)
-    # DiffLocks samples roots as (row, col) = (1 - t, s); HairResult carries the mesh's (s, t).
-    root_uv = np.stack([rowcol[:, 1], 1.0 - rowcol[:, 0]], axis=1).astype(np.float32)
+    from tressel.roots import rowcol_to_st
+
     scalp = models.scalp
     hair = HairResult(
-        positions=positions,
-        root_uv=root_uv,
-        root_positions=root_positions,
-        root_normals=root_normals,
+        positions=grown.strands_world.astype(np.float32),
+        # DiffLocks samples roots as (row, col) = (1 - t, s); HairResult carries the mesh's (s, t).
+        root_uv=rowcol_to_st(grown.root_uv),
+        root_positions=grown.root_positions.astype(np.float32),
+        root_normals=grown.root_normals.astype(np.float32),
         material=material,
         provenance=Provenance(
             image_sha256=loaded.sha256,
@@ -313,7 +302,7 @@ def run_generate(
         ),
         scalp_mesh=ScalpMesh(vertices=scalp["vertices"], faces=scalp["faces"], uv=scalp["uv"]),
         scalp_texture=scalp_texture[0].float().cpu().numpy() if params.keep_texture else None,
-        density=density.cpu().numpy() if params.keep_texture else None,
+        density=grown.density if params.keep_texture else None,
     )
     log.info("groom: %d strands x %d points from %s (%s)", hair.num_strands,
              hair.points_per_strand, loaded.name, ", ".join(f"{k} {v:.2f}s"
@@ -383,48 +372,42 @@ def _sample_texture(models: LoadedModels, cls_token: torch.Tensor, patch_map: to
     return texture.float()
 
 
-def _sample_roots(bundle: Bundle, scalp_texture: torch.Tensor, generator: torch.Generator,
-                  params: GenerateParams) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(density [S,S], root (row, col) [N,2], strand latents [N,L]) from the texture (SPEC §8)."""
-    from tressel.roots import sample_roots, texture_density
+def _grow(models: LoadedModels, bundle: Bundle, scalp_texture: torch.Tensor,
+          generator: torch.Generator, params: GenerateParams, report: ProgressFn,
+          cancel: CancelFlag | None, timings: dict[str, float]) -> Any:
+    """Density → seeded roots → decoded strands → placed on the scalp (SPEC §8–10).
+
+    The three phases run inside `grow_strands`; their times come from when each phase first
+    reports progress.
+    """
+    from tressel.roots import grow_strands
+
+    started: dict[str, float] = {}
+
+    def timed(phase: str, step: int, total: int) -> None:
+        started.setdefault(phase, time.perf_counter())
+        report(phase, step, total)
 
     roots = bundle.roots
-    texture = scalp_texture.cpu()
-    density = texture_density(texture, sigma_data=bundle.sigma_data,
-                              floor=float(roots["density_floor"]))
-    if params.density_scale != 1.0:
-        density = (density * params.density_scale).clamp_(0.0, 1.0)
-    root_rowcol, latents = sample_roots(texture[:, :-1], density, generator,
-                                        upsample_multiplier=int(roots["upsample_multiplier"]))
-    if params.max_strands is not None and root_rowcol.shape[0] > params.max_strands:
-        keep = torch.randperm(root_rowcol.shape[0], generator=generator)[:params.max_strands]
-        keep = keep.sort().values  # keep the sampler's order (grid roots first)
-        root_rowcol, latents = root_rowcol[keep], latents[keep]
-    return density.reshape(density.shape[-2:]), root_rowcol, latents
-
-
-def _decode(models: LoadedModels, latents: torch.Tensor, params: GenerateParams,
-            report: ProgressFn, cancel: CancelFlag | None) -> torch.Tensor:
-    from tressel.nn.strand_codec import decode_strands
-
-    report("decode", 0, 1)
-    if latents.shape[0] == 0:
-        config = models.strand_codec.config
-        return torch.zeros(0, config.nr_verts_per_strand, 3)
-    return decode_strands(models.strand_codec, latents.to(models.device),
-                          chunk_size=params.decode_chunk_size, progress=report,
-                          cancel=cancel).cpu()
-
-
-def _place(models: LoadedModels, root_rowcol: torch.Tensor, strands_tbn: torch.Tensor,
-           uv_map_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """World-space strands [N,V,3], roots [N,3] and root normals [N,3] (SPEC §10)."""
-    from tressel.geometry.placement import place_strands
-
-    placed = place_strands(models.scalp, root_rowcol.numpy(), strands_tbn.numpy(),
-                           uv_map_size=uv_map_size)
-    return (placed.strands_world.astype(np.float32), placed.root_position.astype(np.float32),
-            placed.root_normal.astype(np.float32))
+    start = time.perf_counter()
+    options: dict[str, Any] = {}
+    if params.decode_chunk_size is not None:
+        options["chunk_size"] = params.decode_chunk_size
+    grown = grow_strands(
+        scalp_texture, models.strand_codec, models.scalp, generator,
+        sigma_data=bundle.sigma_data, density_floor=float(roots["density_floor"]),
+        upsample_multiplier=int(roots["upsample_multiplier"]),
+        density_scale=params.density_scale, max_strands=params.max_strands,
+        progress=timed, cancel=cancel, **options,
+    )
+    end = time.perf_counter()
+    marks = [("roots", started.get("roots", start)), ("decode", started.get("decode", end)),
+             ("place", started.get("place", end))]
+    for (phase, begin), (_, finish) in zip(marks, [*marks[1:], ("end", end)]):
+        timings[phase] = max(finish - begin, 0.0)
+    timings["roots"] += marks[0][1] - start
+    check_cancel(cancel)
+    return grown
 
 
 def _material(models: LoadedModels, patch_map: torch.Tensor) -> HairMaterial:
