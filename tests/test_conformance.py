@@ -31,3 +31,18 @@ def test_diffusion_kinds(vectors_dir):
         assert all(c.ok for c in result.comparisons), result.comparisons
     names = {c.output for r in results for c in r.comparisons}
     assert {"denoised", "x0", "debug:cross_up0_out", "debug:step_denoised"} <= names
+
+
+def test_strand_kinds(vectors_dir):
+    kinds = ("strand_decoder", "strand_encoder", "placement", "postprocess", "rgb2material")
+    results = [r for kind in kinds for r in _run_kind(vectors_dir, kind)]
+    assert {r.case for r in results} >= {"strand_decoder_256", "strand_encoder_256",
+                                         "placement_synthetic", "postprocess_synthetic",
+                                         "rgb2material"}
+    for result in results:
+        assert result.ok, (result.case, result.error, result.comparisons)
+        # every debug array agrees too, including the UV maps' face ids on shared edges
+        assert all(c.ok for c in result.comparisons), result.comparisons
+    names = {c.output for r in results for c in r.comparisons}
+    assert {"positions", "latents", "strands_world", "material", "debug:h_layer2",
+            "debug:index_map", "debug:extra_accepted", "debug:conf_map"} <= names
