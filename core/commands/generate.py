@@ -195,7 +195,7 @@ def generate_one(image: Path, groom: Path, bundle: Any, params: Any,
     options = {name: getattr(args, option) for name, option in
                (("points_per_strand", "points"), ("basis", "basis"), ("units", "units"),
                 ("guides", "guides")) if getattr(args, option, None) is not None}
-    write_groom_file(result, groom, **options)
+    write_groom_file(result.hair, groom, **options)
     written = [groom]
     if result.crop_image is not None:
         crop_path = sidecar(groom, "crop", ".png")
