@@ -139,6 +139,17 @@ def test_cancel_queued_and_running(daemon, client, tmp_path):
     assert not list((daemon.state_dir / "cache").glob("*/.*"))
 
 
+def test_cancel_right_after_submit_always_wins(client, tmp_path):
+    # Races the worker's claim of the job: the cancel must never be lost.
+    idle(client)
+    for i in range(6):
+        job = client.submit(write_png(tmp_path / f"race{i}.png", seed=500 + i),
+                            params={"steps": 40, "step_seconds": 0.02})
+        client.cancel(job.id)
+        with pytest.raises(Cancelled):
+            client.wait(job.id, timeout=30)
+
+
 def test_failed_job_reports_the_engine_message(client, image):
     job = client.submit(image, params={"fail": True, "steps": 1})
     with pytest.raises(JobFailed) as exc:

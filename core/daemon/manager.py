@@ -72,6 +72,7 @@ class JobManager:
         self.inputs_dir.mkdir(parents=True, exist_ok=True)
         self._progress: dict[str, Progress] = {}
         self._flags: dict[str, _CancelFlag] = {}
+        self._pending_cancels: set[str] = set()
         self._lock = threading.Lock()
         self._inputs_lock = threading.Lock()
         self._wake = threading.Condition()
@@ -194,9 +195,12 @@ class JobManager:
             return job
         with self._lock:
             flag = self._flags.get(job_id)
+            if flag is None:
+                # Claimed by a worker that has not armed its flag yet: it will find this.
+                self._pending_cancels.add(job_id)
         if flag is not None:
             flag.set("user")
-            log.info("job %s: cancel requested while running", job_id)
+        log.info("job %s: cancel requested while running", job_id)
         return self.store.get(job_id)
 
     # -- views -------------------------------------------------------------------------------
@@ -256,6 +260,9 @@ class JobManager:
         flag = _CancelFlag()
         with self._lock:
             self._flags[job.id] = flag
+            if job.id in self._pending_cancels:
+                self._pending_cancels.discard(job.id)
+                flag.set("user")
             self._progress[job.id] = Progress("starting", 0, 0)
         self.bus.publish(job.id, "state", self.view(job))
         log.info("job %s running on %s (attempt %d)", job.id, device, job.attempts)
@@ -308,6 +315,9 @@ class JobManager:
     def _end(self, job_id: str, state: str, error: str | None = None,
              cached: bool | None = None) -> None:
         self.store.finish(job_id, state, error, cached=cached)
+        self.store.prune(self.config.recent_jobs)
+        with self._lock:
+            self._pending_cancels.discard(job_id)
         job = self.store.get(job_id)
         if job is not None:
             self.bus.publish(job_id, "end", self.view(job))
