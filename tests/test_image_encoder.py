@@ -145,3 +145,17 @@ def test_vitl_default_shapes():
     shapes = meta_key_shapes(DinoV2Config())
     assert sum(int(np.prod(s)) for s in shapes.values()) == 304_372_736
     assert shapes["pos_embed"] == (1, 1 + 37 * 37, 1024)
+
+
+def test_vitl_meta_layout_converts_to_timm_model():
+    """Meta ViT-L keys convert exactly onto the timm model built from the default config."""
+    from tressel.nn.image_encoder import build_vit, convert_meta_to_timm, meta_key_shapes
+
+    config = DinoV2Config()
+    with torch.device("meta"):  # shapes only: no 1.2 GB allocation
+        vit = build_vit(config)
+        meta = {k: torch.empty(s) for k, s in meta_key_shapes(config).items()}
+    converted = convert_meta_to_timm(meta, vit)
+    assert {k: tuple(v.shape) for k, v in converted.items()} == {
+        k: tuple(v.shape) for k, v in vit.state_dict().items()}
+    assert "mask_token" in meta  # the caller's dict is left intact
