@@ -9,6 +9,7 @@ the issue's done-criteria use the real pipeline engine instead.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
@@ -99,6 +100,16 @@ SLEEP_ENGINE = "daemon_support:make_engine"
 # -- daemon processes --------------------------------------------------------------------------
 
 
+_STARTED: list[Daemon] = []
+
+
+@atexit.register
+def _kill_leftovers() -> None:
+    """A failing test must not leave daemon processes behind when pytest exits."""
+    for daemon in _STARTED:
+        daemon.kill()
+
+
 class Daemon:
     """A `tressel daemon start` process on 127.0.0.1 with its own state folder."""
 
@@ -135,6 +146,7 @@ class Daemon:
                 self.command(), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                 env=self.env(), cwd=REPO,
             )
+        _STARTED.append(self)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

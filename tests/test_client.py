@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import ast
+import contextlib
 import io
 import os
+import signal
 import socket
 import subprocess
 import threading
@@ -92,13 +94,17 @@ def daemon_env(monkeypatch):
 
 
 def _stop(state_dir: Path) -> None:
+    """Stop a daemon the client started (detached: not our child), by force if it hangs."""
     endpoint = read_endpoint(state_dir)
-    if endpoint is not None:
-        try:
-            Client(endpoint, timeout=5).shutdown()
-        except DaemonError:
-            pass
-    wait_for(lambda: not is_held(state_dir), timeout=30)
+    if endpoint is None:
+        return
+    with contextlib.suppress(DaemonError):
+        Client(endpoint, timeout=5).shutdown()
+    try:
+        wait_for(lambda: not is_held(state_dir), timeout=30)
+    except AssertionError:
+        os.kill(endpoint.pid, signal.SIGKILL)
+        raise
 
 
 def test_autostart_starts_one_detached_daemon_and_reuses_it(tmp_path, daemon_env):
