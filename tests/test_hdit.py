@@ -283,6 +283,11 @@ def test_bf16_forward_is_close_to_fp32(small_case, small_model):
     rel = (bf16 - fp32).norm() / fp32.norm()
     assert rel < 6e-2, rel
     assert rel > 0  # it really ran in bf16
+    # the released pipeline's way: fp32 weights under bf16 autocast
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        autocast = denoiser(x, sigma, cls_token, patch_map)
+    rel = (autocast - fp32).norm() / fp32.norm()
+    assert autocast.dtype == torch.float32 and 0 < rel < 6e-2, rel
 
 
 def test_denoiser_loss_is_per_sample_and_device_neutral(small_case, small_model):

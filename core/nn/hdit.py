@@ -26,6 +26,7 @@ from tressel.nn.layers import (
     TokenSplitWithoutSkip,
     cosine_sim_rope,
     downscale_pos,
+    linear_residual,
     make_axial_pos,
     make_context_pos,
     rope_cos_sin,
@@ -210,7 +211,7 @@ class SelfAttentionBlock(nn.Module):
             q, k, v = (t.reshape(b, h * w, self.n_heads, -1).transpose(1, 2) for t in (q, k, v))
             out = global_attention(q, k, v).transpose(1, 2)
         out = self.dropout(out.reshape(b, h, w, d))
-        return skip + self.out_proj(out)
+        return linear_residual(out, self.out_proj, skip)
 
 
 class TransformerLayer(nn.Module):
@@ -284,8 +285,7 @@ class SpatialTransformerSimpleV2(nn.Module):
             v_c = torch.cat([v, v_c], dim=1)
         out = global_attention(q.transpose(1, 2), k_c.transpose(1, 2), v_c.transpose(1, 2))
         out = out.transpose(1, 2).reshape(b, h, w, d)
-        x = x + self.proj_out(out)
-        return self.ff(x, cond)
+        return self.ff(linear_residual(out, self.proj_out, x), cond)
 
 
 class LocalCondProj(nn.Module):

@@ -28,6 +28,17 @@ def zero_init(layer: nn.Linear) -> nn.Linear:
     return layer
 
 
+def linear_residual(x: Tensor, layer: nn.Linear, skip: Tensor) -> Tensor:
+    """`skip + layer(x)` with the residual added inside the matrix multiply (no extra pass)."""
+    if torch.is_autocast_enabled(x.device.type) or x.dtype != layer.weight.dtype:
+        return skip + layer(x)
+    out = torch.addmm(skip.reshape(-1, skip.shape[-1]), x.reshape(-1, x.shape[-1]),
+                      layer.weight.t())
+    if layer.bias is not None:
+        out += layer.bias
+    return out.view(skip.shape)
+
+
 def rms_norm(x: Tensor, scale: Tensor, eps: float = NORM_EPS) -> Tensor:
     """`x * scale / sqrt(mean(x², -1) + eps)` computed in at least fp32, returned in x's dtype."""
     dtype = _at_least_fp32(x, scale)
@@ -90,8 +101,7 @@ class FeedForwardBlock(nn.Module):
     def forward(self, x: Tensor, cond: Tensor) -> Tensor:
         skip = x
         x = self.up_proj(self.norm(x, cond))
-        x = self.down_proj(self.dropout(x))
-        return x + skip
+        return linear_residual(self.dropout(x), self.down_proj, skip)
 
 
 class MappingFeedForwardBlock(nn.Module):
@@ -262,11 +272,11 @@ def cosine_sim_rope(x: Tensor, scale: Tensor, cos: Tensor, sin: Tensor,
     factor = torch.rsqrt(sum_sq.add_(eps)).mul_(scale.to(dtype).sqrt())
     f_cos, f_sin = factor * cos, factor * sin
     x1, x2, rest = x[..., :d], x[..., d:2 * d], x[..., 2 * d:]
-    out = torch.empty(x.shape, dtype=out_dtype or dtype, device=x.device)
-    out[..., :d] = torch.mul(x1, f_cos).sub_(x2 * f_sin)
-    out[..., d:2 * d] = torch.mul(x2, f_cos).addcmul_(x1, f_sin)
-    out[..., 2 * d:] = rest * factor
-    return out
+    out = torch.empty(x.shape, dtype=dtype, device=x.device)
+    torch.mul(x1, f_cos, out=out[..., :d]).sub_(x2 * f_sin)
+    torch.mul(x2, f_cos, out=out[..., d:2 * d]).addcmul_(x1, f_sin)
+    torch.mul(rest, factor, out=out[..., 2 * d:])
+    return out if out_dtype is None else out.to(out_dtype)
 
 
 def cosine_sim_scale(x: Tensor, scale: Tensor, eps: float = COSINE_SIM_EPS) -> Tensor:
