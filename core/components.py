@@ -81,20 +81,25 @@ def load_component(
     component: str, config: dict[str, Any], state_dict: dict[str, torch.Tensor],
     device: torch.device | str = "cpu", what: str = "",
 ) -> nn.Module:
-    """Build `component` and load `state_dict` strictly, in eval mode on `device`."""
+    """Build `component` and load `state_dict` strictly, in eval mode on `device`.
+
+    The module is built for real (it is needed anyway) and checked against its own state
+    dict: building on the meta device here would import torch's compiler stack (seconds).
+    """
     from tressel.checkpoints import check_shapes
 
-    expected = expected_shapes(component, config, state_dict)
-    check_shapes(state_dict, expected, what or f"{component}.safetensors", what or component)
+    what = what or component
     if component == "image_encoder":
         from tressel.nn.image_encoder import DinoV2Config, ImageEncoder
 
         encoder = ImageEncoder(DinoV2Config.from_dict(config))
-        encoder.load_weights(state_dict, what or "image encoder")
+        encoder.load_weights(state_dict, what)  # checks Meta or timm keys and shapes itself
         return encoder.eval().to(device)
     module = build_component(component, config)
+    expected = {k: tuple(v.shape) for k, v in module.state_dict().items()}
+    check_shapes(state_dict, expected, f"{component}.safetensors", what)
     try:
         module.load_state_dict(state_dict, strict=True)
     except RuntimeError as exc:  # check_shapes should have caught it; keep the message readable
-        raise BundleError(f"{what or component}: {exc}") from None
+        raise BundleError(f"{what}: {exc}") from None
     return module.eval().to(device)
