@@ -20,6 +20,12 @@ def _at_least_fp32(*tensors: Tensor) -> torch.dtype:
     return dtype
 
 
+def _needs_grad(*tensors: Tensor) -> bool:
+    """Whether autograd records these tensors: the in-place fast paths below are then replaced by
+    their out-of-place twins (backward needs the intermediates they would overwrite)."""
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+
+
 def zero_init(layer: nn.Linear) -> nn.Linear:
     """Zero a layer's parameters: residual branches start as the identity (trained weights load)."""
     nn.init.zeros_(layer.weight)
@@ -30,7 +36,8 @@ def zero_init(layer: nn.Linear) -> nn.Linear:
 
 def linear_residual(x: Tensor, layer: nn.Linear, skip: Tensor) -> Tensor:
     """`skip + layer(x)` with the residual added inside the matrix multiply (no extra pass)."""
-    if torch.is_autocast_enabled(x.device.type) or x.dtype != layer.weight.dtype:
+    if (torch.is_autocast_enabled(x.device.type) or x.dtype != layer.weight.dtype
+            or _needs_grad(x, skip, layer.weight)):
         return skip + layer(x)
     out = torch.addmm(skip.reshape(-1, skip.shape[-1]), x.reshape(-1, x.shape[-1]),
                       layer.weight.t())
@@ -42,6 +49,10 @@ def linear_residual(x: Tensor, layer: nn.Linear, skip: Tensor) -> Tensor:
 def rms_norm(x: Tensor, scale: Tensor, eps: float = NORM_EPS) -> Tensor:
     """`x * scale / sqrt(mean(x², -1) + eps)` computed in at least fp32, returned in x's dtype."""
     dtype = _at_least_fp32(x, scale)
+    if _needs_grad(x, scale):
+        xf = x.to(dtype)
+        mean_sq = xf.pow(2).mean(dim=-1, keepdim=True)
+        return (xf * (scale.to(dtype) * torch.rsqrt(mean_sq + eps))).to(x.dtype)
     # vector_norm accumulates in `dtype` without materialising x² (these passes are
     # memory-bound on the 128×128-token level)
     sum_sq = torch.linalg.vector_norm(x, dim=-1, keepdim=True, dtype=dtype).square_()
@@ -85,6 +96,8 @@ class LinearGEGLU(nn.Linear):
 
     def forward(self, x: Tensor) -> Tensor:
         value, gate = super().forward(x).chunk(2, dim=-1)
+        if _needs_grad(value):
+            return value * F.gelu(gate)
         return F.gelu(gate).mul_(value)
 
 
@@ -246,10 +259,13 @@ def apply_rotary_emb(x: Tensor, theta: Tensor) -> Tensor:
     if 2 * d > x.shape[-1]:
         raise ValueError(f"RoPE needs {2 * d} channels, head has {x.shape[-1]}")
     dtype = _at_least_fp32(x, theta)
-    x = x.to(dtype)
     theta = theta.to(dtype)
+    return _rotate_half_split(x.to(dtype), theta.cos(), theta.sin())
+
+
+def _rotate_half_split(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    d = cos.shape[-1]
     x1, x2, rest = x[..., :d], x[..., d:2 * d], x[..., 2 * d:]
-    cos, sin = theta.cos(), theta.sin()
     return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin, rest], dim=-1)
 
 
@@ -267,6 +283,9 @@ def cosine_sim_rope(x: Tensor, scale: Tensor, cos: Tensor, sin: Tensor,
     so x is read once and the result written once, without the concatenation.
     """
     dtype = _at_least_fp32(x, scale, cos)
+    if _needs_grad(x, scale):
+        rotated = _rotate_half_split(cosine_sim_scale(x, scale, eps), cos.to(dtype), sin.to(dtype))
+        return rotated.to(out_dtype or dtype)
     d = cos.shape[-1]
     sum_sq = torch.linalg.vector_norm(x, dim=-1, keepdim=True, dtype=dtype).square_()
     factor = torch.rsqrt(sum_sq.add_(eps)).mul_(scale.to(dtype).sqrt())
