@@ -77,6 +77,7 @@ def test_whole_job_cycle(client, bundle, tmp_path):
 
     health = client.health()
     assert health["devices"][0]["name"] == "cpu" and health["memory"]["rss_bytes"] > 0
+    assert 0 < health["devices"][0]["memory_free"] <= health["devices"][0]["memory_total"]
     models = {m["name"]: m for m in client.models()}
     assert models["tiny-random"]["loaded"] and models["tiny-random"]["default"]
     assert client.unload_model("tiny-random")["loaded"] is False

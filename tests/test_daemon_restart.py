@@ -29,7 +29,7 @@ def test_restart_after_kill_9_mid_job(tmp_path, bundle):
         before = client.fetch_result(finished.id, tmp_path / "before.usdc").read_bytes()
 
         interrupted = client.submit(write_png(tmp_path / "cut.png", seed=11),
-                                    params={**FAST, "steps": 16}, write_options=WRITE)
+                                    params={**FAST, "steps": 8}, write_options=WRITE)
         waiting = client.submit(write_png(tmp_path / "later.png", seed=12), params=FAST,
                                 write_options=WRITE)
         wait_for(lambda: client.job(interrupted.id).phase == "diffusion"

@@ -210,8 +210,11 @@ def run_status(args: argparse.Namespace) -> int:
           f"up {health['uptime_s']:.0f} s, state {state_dir}")
     for device in health["devices"]:
         memory = ""
-        if device.get("memory_total"):
+        if device.get("memory_allocated") is not None and device.get("memory_total"):
             memory = (f", {device['memory_allocated'] / 1e9:.2f} GB allocated of "
+                      f"{device['memory_total'] / 1e9:.1f} GB")
+        elif device.get("memory_total"):
+            memory = (f", {device.get('memory_free', 0) / 1e9:.1f} GB free of "
                       f"{device['memory_total'] / 1e9:.1f} GB")
         model = f" ({device['model']})" if device.get("model") else ""
         print(f"  device {device['name']}{model}{memory}")

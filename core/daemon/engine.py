@@ -113,7 +113,9 @@ class PipelineEngine:
         import torch
 
         info: dict[str, Any] = {"name": device, "kind": device.split(":")[0]}
-        if device.startswith("cuda") and torch.cuda.is_available():
+        if device == "cpu":
+            info.update(system_memory())
+        elif device.startswith("cuda") and torch.cuda.is_available():
             index = torch.device(device).index or 0
             free, total = torch.cuda.mem_get_info(index)
             info.update(
@@ -310,6 +312,21 @@ def _free_device_memory() -> None:
             torch.cuda.empty_cache()
     except ImportError:
         pass
+
+
+def system_memory() -> dict[str, int]:
+    """Total and available RAM in bytes, where the OS tells (Linux /proc/meminfo)."""
+    info: dict[str, int] = {}
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    info["memory_total"] = int(line.split()[1]) * 1024
+                elif line.startswith("MemAvailable:"):
+                    info["memory_free"] = int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return info
 
 
 def process_memory() -> dict[str, int]:
