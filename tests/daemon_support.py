@@ -51,7 +51,7 @@ class SleepEngine:
     def canonical_params(self, params: dict[str, Any], seed: int) -> dict[str, Any]:
         from tressel.errors import ConfigError
 
-        allowed = {"steps": 3, "step_seconds": 0.01, "fail": False}
+        allowed = {"steps": 3, "step_seconds": 0.01, "fail": False, "write_seconds": 0.0}
         unknown = set(params) - set(allowed)
         if unknown:
             raise ConfigError(f"unknown generation parameter(s) {', '.join(sorted(unknown))}")
@@ -76,7 +76,12 @@ class SleepEngine:
             raise TresselError("the test engine was asked to fail")
         body = json.dumps({"image": job.image_path.name, "seed": job.seed, "job": job.job_id,
                            "bundle": job.bundle_hash, "params": job.params})
-        job.temp_path.write_text(f"#usda 1.0\n# {body}\n", encoding="utf-8")
+        with open(job.temp_path, "w", encoding="utf-8") as layer:
+            layer.write("#usda 1.0\n")
+            layer.flush()
+            progress("write", 0, 1)
+            time.sleep(float(job.params["write_seconds"]))  # a slow write: a kill lands here
+            layer.write(f"# {body}\n# complete\n")
         publish(job.temp_path, job.output_path)
 
     def models(self) -> list[dict[str, Any]]:

@@ -255,6 +255,29 @@ def test_job_interrupted_twice_by_crashes_is_failed_not_retried_forever(tmp_path
     proc.stop()
 
 
+def test_kill_during_the_layer_write_leaves_no_half_written_result(tmp_path):
+    proc = Daemon(tmp_path / "state")
+    client = proc.start()
+    try:
+        job = client.submit(write_png(tmp_path / "a.png", seed=6),
+                            params={"steps": 1, "write_seconds": 2.0})
+        wait_for(lambda: client.job(job.id).phase == "write", timeout=60)
+        proc.kill()
+        cache = proc.state_dir / "cache"
+        partial = [p for p in cache.rglob("*") if p.is_file()]
+        assert len(partial) == 1 and partial[0].name.startswith(".")  # only the temp file
+        assert "complete" not in partial[0].read_text()
+
+        client = proc.start()
+        assert not partial[0].exists()  # swept at start
+        info = client.wait(job.id, timeout=60)
+        assert info.state == "succeeded" and info.attempts == 2
+        files = [p for p in cache.rglob("*") if p.is_file()]
+        assert len(files) == 1 and files[0].read_text().endswith("# complete\n")
+    finally:
+        proc.stop()
+
+
 def test_host_header_with_port_and_ipv4_loopback_variants(client):
     port = client.endpoint.port
     for host in (f"127.0.0.1:{port}", f"localhost:{port}", "127.0.0.2", f"[::1]:{port}"):
