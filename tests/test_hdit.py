@@ -108,6 +108,10 @@ def test_config_errors_say_what_is_wrong(small_case):
     with pytest.raises(ConfigError, match="depths has 2 entries"):
         HDiTConfig.from_dict(broken)
     broken = copy.deepcopy(config)
+    broken["self_attns"][1]["kernel_size"] = 9  # level 1 of a 32x32 input has 8x8 tokens
+    with pytest.raises(ConfigError, match="level 1 has a 8x8 token grid"):
+        HDiTConfig.from_dict(broken)
+    broken = copy.deepcopy(config)
     broken["type"] = "image_transformer_v1"
     with pytest.raises(ConfigError, match="not supported"):
         HDiTConfig.from_dict(broken)
@@ -333,3 +337,35 @@ def test_training_backward_reaches_every_parameter(small_case):
         fast = model(x, sigma, cls_token, patch_map)
     recorded = model(x, sigma, cls_token, patch_map)
     torch.testing.assert_close(recorded.detach(), fast, rtol=1e-4, atol=2e-4)
+
+
+def test_other_sizes_build_and_run():
+    # non-square texture, two levels, per-level head size and kernel, other mapping/DINO sizes
+    config = {
+        "input_channels": 5, "input_size": [32, 48], "patch_size": [2, 2],
+        "depths": [1, 1], "widths": [64, 128], "d_ffs": [96, 160],
+        "self_attns": [{"type": "neighborhood", "d_head": 32, "kernel_size": 5},
+                       {"type": "global", "d_head": 64}],
+        "dropout_rate": [0.0, 0.0], "mapping_width": 48, "mapping_d_ff": 64,
+        "mapping_depth": 1, "untied_bias_channels": 3,
+        "rgb_condition": {"global_condition_shape": [1, 40],
+                          "local_condition_shapes": [{"shape": [1, 40, 6, 9]}] * 2,
+                          "cross_condition_dim": [24, 24], "self_attn": [True, False]},
+    }
+    torch.manual_seed(0)
+    model = HDiT(HDiTConfig.from_dict(config)).eval()
+    with torch.no_grad():  # zero-initialised projections get weights so every path matters
+        for module in model.modules():
+            if isinstance(module, torch.nn.Linear):
+                module.weight.normal_(0, module.in_features ** -0.5)
+    assert model.untied_bias.shape == (1, 3, 32, 48)
+    assert model.down_levels[0][0].self_attn.n_heads == 2
+    x = torch.randn(2, 5, 32, 48)
+    sigma = torch.tensor([0.5, 20.0])
+    with torch.no_grad():
+        cond = model(x, sigma, torch.randn(2, 40), torch.randn(2, 40, 7, 4))
+        uncond = model(x, sigma)
+    assert cond.shape == uncond.shape == x.shape
+    assert torch.isfinite(cond).all() and not torch.allclose(cond, uncond)
+    with pytest.raises(ValueError, match="built for"):
+        model(torch.randn(1, 5, 32, 32), sigma[:1])

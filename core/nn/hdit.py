@@ -102,6 +102,15 @@ class HDiTConfig:
         if self.input_size[0] % scale[0] or self.input_size[1] % scale[1]:
             raise ConfigError(f"model config: input size {list(self.input_size)} must be a "
                               f"multiple of {list(scale)} (patch size x 2^(levels-1))")
+        for i, attn in enumerate(self.self_attns):
+            grid = (self.input_size[0] // self.patch_size[0] // 2 ** i,
+                    self.input_size[1] // self.patch_size[1] // 2 ** i)
+            if attn.type == "neighborhood" and (min(grid) < attn.kernel_size
+                                                or attn.kernel_size % 2 == 0):
+                raise ConfigError(f"model config: level {i} has a {grid[0]}x{grid[1]} token "
+                                  f"grid, which neighborhood attention with kernel "
+                                  f"{attn.kernel_size} cannot use; use an odd kernel no larger "
+                                  "than the grid, or global attention")
 
     @classmethod
     def from_dict(cls, config: Mapping[str, Any], **overrides: Any) -> HDiTConfig:
