@@ -127,26 +127,20 @@ class PipelineEngine:
     # -- requests ----------------------------------------------------------------------------
 
     def resolve_bundle(self, name: str | None) -> tuple[str, str]:
-        """(folder, content hash) of the bundle a job names, or of the default bundle."""
-        from tressel.bundles import list_bundles, load_bundle
+        """(folder, content hash) of the bundle a job names, or of the default bundle.
+
+        The default is the daemon's `--bundle`, else what `tressel generate` would use
+        (`$TRESSEL_MODEL`, `difflocks`, the only installed bundle, the shipped demo model).
+        """
+        from tressel.bundles import default_bundle
 
         choice = name or self.default_bundle
-        if choice is None:
-            installed = list_bundles()
-            if len(installed) != 1:
-                names = ", ".join(b.name for b in installed) or "none installed"
-                raise ConfigError(
-                    f"no model bundle named and no default ({names}): pass a bundle with the "
-                    "job, or start the daemon with --bundle NAME"
-                )
-            bundle = installed[0]
-        else:
-            try:
-                bundle = load_bundle(choice)
-            except BundleError:
-                bundle = self._known_by_name(choice)
-                if bundle is None:
-                    raise
+        try:
+            bundle = default_bundle(choice)
+        except BundleError:
+            bundle = self._known_by_name(choice) if choice else None
+            if bundle is None:
+                raise
         return str(Path(bundle.path).resolve()), bundle.content_hash
 
     def _known_by_name(self, name: str) -> Any:
