@@ -5,7 +5,8 @@ Decodes N strands (default 10,000 × 256 points) twice from the same latents and
             modulation input, weight-norm each call, divide by z_scaling·gain), in the official
             50 chunks (SPEC §8 step 6);
   tressel   `tressel.nn.strand_codec.decode_strands` (per-strand and per-t terms hoisted,
-            constants folded into the weights, small cache-friendly chunks).
+            constants folded into the weights, small cache-friendly chunks decoded by one
+            worker thread per torch thread).
 Prints the time of each, the speed ratio and the largest difference of the positions.
 
     .venv/bin/python benchmarks/bench_strand_decoder.py [--strands 10000] [--repeats 2]

@@ -154,6 +154,18 @@ def test_chunked_decode_equals_unchunked_and_reports(codec):
         decode_strands(codec, z, chunk_size=0)
 
 
+def test_worker_threads_agree_and_restore_torch_threads(codec):
+    z = torch.tanh(torch.randn(40, 64, generator=torch.Generator().manual_seed(4)))
+    threads = torch.get_num_threads()
+    one = decode_strands(codec, z, chunk_size=8, workers=1)
+    three = decode_strands(codec, z, chunk_size=8, workers=3)
+    assert torch.equal(one, three)
+    assert torch.get_num_threads() == threads
+    with pytest.raises(RuntimeError):  # a failing chunk surfaces in the caller
+        decode_strands(codec, torch.zeros(40, 63), chunk_size=8, workers=2)
+    assert torch.get_num_threads() == threads
+
+
 def test_decode_can_be_cancelled(codec):
     cancel = threading.Event()
     seen = []

@@ -14,7 +14,10 @@ into the weights once. `decode_strands` runs it chunk by chunk so memory stays b
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -400,32 +403,86 @@ def check_state_dict(module: nn.Module, state_dict: Mapping[str, torch.Tensor],
                           + ". Re-import the checkpoint or fix the bundle's model config.")
 
 
+# Strands per chunk: small on CPU so a chunk's activations stay in cache, large on GPUs.
+CPU_CHUNK_SIZE = 16
+GPU_CHUNK_SIZE = 2048
+_CPU_POOL_LOCK = threading.Lock()
+
+
+@contextmanager
+def _intra_op_threads(count: int) -> Iterator[None]:
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 def decode_strands(codec: StrandCodec | StrandDecoder, latents: torch.Tensor,
-                   chunk_size: int = 16, progress: ProgressFn | None = None,
-                   cancel: CancelFlag | None = None) -> torch.Tensor:
+                   chunk_size: int | None = None, progress: ProgressFn | None = None,
+                   cancel: CancelFlag | None = None, workers: int | None = None,
+                   ) -> torch.Tensor:
     """Decode latents [N,L] into strand points [N,V,3] (TBN frame, metres), chunk by chunk.
 
-    Peak extra memory is about `4 · chunk_size · (V-1) · hidden` floats, independent of N.
-    Small chunks also keep the per-chunk tensors in cache, which is faster on CPU.
+    Peak extra memory is a few `chunk_size · (V-1) · hidden` float buffers per worker,
+    independent of N. On CPU, `workers` threads (default: torch's thread count) each decode
+    whole chunks with single-threaded ops: small independent chunks stay in cache and need no
+    thread barrier per op, which also keeps decoding fast on a machine busy with other work.
+    Torch's intra-op thread count is set to 1 for the duration and restored afterwards.
+    `progress("decode", done, total)` is called from the calling thread.
     """
     decoder = codec.decoder if isinstance(codec, StrandCodec) else codec
+    param = decoder.z_scaling
+    on_cpu = param.device.type == "cpu"
+    if chunk_size is None:
+        chunk_size = CPU_CHUNK_SIZE if on_cpu else GPU_CHUNK_SIZE
     if chunk_size < 1:
         raise ConfigError(f"chunk_size must be >= 1, got {chunk_size}")
-    latents = torch.as_tensor(latents)
-    param = decoder.z_scaling
-    latents = latents.to(device=param.device, dtype=param.dtype)
+    latents = torch.as_tensor(latents).to(device=param.device, dtype=param.dtype)
     count = latents.shape[0]
     positions = torch.zeros(count, decoder.config.nr_verts_per_strand,
                             decoder.config.dim_per_value_decoded,
                             device=param.device, dtype=param.dtype)
-    total = math.ceil(count / chunk_size)
+    starts = range(0, count, chunk_size)
+    total = len(starts)
+    reported = -1
+
+    def report(done: int) -> None:
+        nonlocal reported
+        # At most ~100 reports, so a progress stream stays light for 100k strands.
+        if progress is not None and (done == total or done * 100 // total > reported):
+            reported = done * 100 // total
+            progress("decode", done, total)
+
     with torch.no_grad():
         plan = decoder.plan()
-        for step, start in enumerate(range(0, count, chunk_size)):
-            check_cancel(cancel)
-            chunk = latents[start:start + chunk_size]
-            directions = decoder.unnormalize(decoder.decode_chunk(chunk, plan))
-            torch.cumsum(directions, dim=1, out=positions[start:start + chunk.shape[0], 1:])
-            if progress is not None:
-                progress("decode", step + 1, total)
+
+        def run(start: int) -> None:
+            if cancel is not None and cancel.is_set():
+                return  # the caller raises Cancelled; skip the remaining chunks quickly
+            with torch.no_grad():  # grad mode is per thread
+                chunk = latents[start:start + chunk_size]
+                directions = decoder.unnormalize(decoder.decode_chunk(chunk, plan))
+                torch.cumsum(directions, dim=1,
+                             out=positions[start:start + chunk.shape[0], 1:])
+
+        workers = workers or (torch.get_num_threads() if on_cpu else 1)
+        if workers <= 1 or total <= 1:
+            for step, start in enumerate(starts):
+                check_cancel(cancel)
+                run(start)
+                report(step + 1)
+            return positions
+        with _CPU_POOL_LOCK, _intra_op_threads(1), \
+                ThreadPoolExecutor(workers, thread_name_prefix="strand-decode") as pool:
+            futures = [pool.submit(run, start) for start in starts]
+            try:
+                for step, future in enumerate(futures):
+                    future.result()
+                    check_cancel(cancel)
+                    report(step + 1)
+            finally:
+                for future in futures:
+                    future.cancel()
     return positions
