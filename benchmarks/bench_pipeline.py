@@ -62,6 +62,7 @@ def child_run(folder: Path, steps: int, strands: int | None, repeats: int) -> No
         runs.append({"total": time.perf_counter() - start, **result.timings})
         out["strands"] = result.hair.num_strands
         out["points"] = result.hair.points_per_strand
+        out["finite"] = bool(np.isfinite(result.hair.positions).all())
     out["runs"] = runs
     out["peak_rss_gb"] = peak_rss_gb()
     print("RESULT " + json.dumps(out), flush=True)
@@ -116,7 +117,8 @@ def main() -> int:
 
     for size, r in results.items():
         print(f"\n== {size}: {r['steps']} diffusion step(s), {r['strands']} strands x "
-              f"{r['points']} points, {r['threads']} CPU threads")
+              f"{r['points']} points ({'all finite' if r['finite'] else 'NOT FINITE'}), "
+              f"{r['threads']} CPU threads")
         print(f"bundle: {r['bundle_gb']:.3f} GB written in {r['write_bundle_s']:.1f} s "
               f"(peak RSS while writing {r['write_peak_rss_gb']:.2f} GB)")
         cold = r["runs"][0]

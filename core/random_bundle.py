@@ -113,7 +113,8 @@ def random_state_dicts(size: str | ReleaseSpec = "tiny", seed: int = 0
         for name, tensor in state.items():
             if name in params:
                 _redraw(name, tensor, generator)
-        out[component] = {k: v.detach().clone() for k, v in state.items()}
+        # state_dict() tensors share the module's storage: no copy of a 2.4 GB model
+        out[component] = {k: v.detach() for k, v in state.items()}
         del module, state
     # The image encoder is shipped in the Meta layout like the real DINOv2 download.
     out["image_encoder"] = timm_to_meta(out["image_encoder"], DinoV2Config.from_dict(
