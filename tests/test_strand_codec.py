@@ -161,6 +161,8 @@ def test_worker_threads_agree_and_restore_torch_threads(codec):
     three = decode_strands(codec, z, chunk_size=8, workers=3)
     assert torch.equal(one, three)
     assert torch.get_num_threads() == threads
+    with torch.inference_mode():  # callers may decode under inference mode
+        assert torch.equal(decode_strands(codec, z, chunk_size=8, workers=2), one)
     with pytest.raises(RuntimeError):  # a failing chunk surfaces in the caller
         decode_strands(codec, torch.zeros(40, 63), chunk_size=8, workers=2)
     assert torch.get_num_threads() == threads

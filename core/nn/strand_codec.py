@@ -455,13 +455,15 @@ def decode_strands(codec: StrandCodec | StrandDecoder, latents: torch.Tensor,
             reported = done * 100 // total
             progress("decode", done, total)
 
+    # Grad and inference modes are per thread: the workers take the caller's.
+    inference = torch.is_inference_mode_enabled()
     with torch.no_grad():
         plan = decoder.plan()
 
         def run(start: int) -> None:
             if cancel is not None and cancel.is_set():
                 return  # the caller raises Cancelled; skip the remaining chunks quickly
-            with torch.no_grad():  # grad mode is per thread
+            with torch.inference_mode(inference), torch.no_grad():
                 chunk = latents[start:start + chunk_size]
                 directions = decoder.unnormalize(decoder.decode_chunk(chunk, plan))
                 torch.cumsum(directions, dim=1,
