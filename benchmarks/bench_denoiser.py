@@ -25,6 +25,24 @@ def _peak_rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2  # KiB on Linux
 
 
+def _reset_peak_rss() -> bool:
+    """Restart the kernel's peak-RSS counter (Linux), so a later peak is the forward's own."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _peak_rss_since_reset_gb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024 ** 2
+    return _peak_rss_gb()
+
+
 def build_denoiser(dtype_name: str):
     import torch
     from tressel.difflocks_import import OFFICIAL_DIFFUSION_CONFIG
@@ -48,6 +66,7 @@ def model_worker(dtype_name: str, repeats: int, profile: bool) -> dict:
     denoiser = build_denoiser(dtype_name)
     build_s = time.perf_counter() - start
     rss_after_build = _peak_rss_gb()
+    can_reset = _reset_peak_rss()
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(1, 65, 256, 256, generator=gen) * 10.0
     sigma = torch.tensor([10.0])
@@ -71,6 +90,7 @@ def model_worker(dtype_name: str, repeats: int, profile: bool) -> dict:
     assert out.shape == x.shape and bool(torch.isfinite(out).all())
     return {"dtype": dtype_name, "build_s": build_s, "times_s": times, "cpu_s": cpu_times,
             "rss_after_build_gb": rss_after_build, "peak_rss_gb": _peak_rss_gb(),
+            "forward_peak_rss_gb": _peak_rss_since_reset_gb() if can_reset else None,
             "threads": torch.get_num_threads()}
 
 
@@ -142,8 +162,10 @@ def main() -> int:
     for name, r in results.items():
         times = ", ".join(f"{t:.1f}" for t in r["times_s"])
         cpu = ", ".join(f"{t:.1f}" for t in r["cpu_s"])
+        fwd = r["forward_peak_rss_gb"]
+        fwd = f"{fwd:.2f} GB during the forwards, " if fwd is not None else ""
         print(f"  {name}: forward {times} s wall, {cpu} s CPU (first, then warm)   "
-              f"build {r['build_s']:.1f} s   peak RSS {r['peak_rss_gb']:.2f} GB "
+              f"build {r['build_s']:.1f} s   peak RSS {fwd}{r['peak_rss_gb']:.2f} GB overall "
               f"(after build {r['rss_after_build_gb']:.2f} GB)")
     if "fp32" in results and "bf16" in results:
         ratio = min(results["fp32"]["times_s"]) / min(results["bf16"]["times_s"])
