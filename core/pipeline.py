@@ -435,52 +435,9 @@ def save_npz(hair: HairResult, path: str | os.PathLike) -> Path:
 
 
 def write_groom_file(hair: HairResult, path: str | os.PathLike, **options: Any) -> Path:
-    """The groom as a USD layer: `tressel.usd.write_groom` when present, else plain curves.
+    """The groom as a USD layer through `tressel.usd.write_groom` (`options`: WriteOptions)."""
+    from tressel.usd import write_groom
 
-    `options` are `tressel.usd.WriteOptions` fields (points per strand, units, guides...).
-    """
     path = Path(path)
-    try:
-        from tressel.usd import write_groom
-    except ImportError:
-        write_groom = None
-    if write_groom is not None:
-        write_groom(hair, path, **options)
-    else:
-        write_basis_curves(hair, path)
+    write_groom(hair, path, **options)
     return path
-
-
-def write_basis_curves(hair: HairResult, path: Path) -> None:
-    """A minimal groom layer: one linear BasisCurves prim, metres, Y up, atomic write."""
-    from pxr import Gf, Sdf, Usd, UsdGeom, Vt
-
-    n, v = hair.positions.shape[:2]
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    stage = Usd.Stage.CreateNew(str(tmp))
-    UsdGeom.SetStageUpAxis(stage, UsdGeom.Tokens.y)
-    UsdGeom.SetStageMetersPerUnit(stage, 1.0)
-    root = UsdGeom.Xform.Define(stage, "/Groom")
-    stage.SetDefaultPrim(root.GetPrim())
-    curves = UsdGeom.BasisCurves.Define(stage, "/Groom/Strands")
-    curves.CreateTypeAttr(UsdGeom.Tokens.linear)
-    points = hair.positions.reshape(-1, 3).astype(np.float32)
-    curves.CreatePointsAttr(Vt.Vec3fArray.FromNumpy(points))
-    curves.CreateCurveVertexCountsAttr(Vt.IntArray.FromNumpy(np.full(n, v, dtype=np.int32)))
-    widths = np.tile(np.linspace(8e-5, 2e-5, v, dtype=np.float32), n)
-    curves.CreateWidthsAttr(Vt.FloatArray.FromNumpy(widths))
-    curves.SetWidthsInterpolation(UsdGeom.Tokens.vertex)
-    st = UsdGeom.PrimvarsAPI(curves).CreatePrimvar("st", Sdf.ValueTypeNames.TexCoord2fArray,
-                                                   UsdGeom.Tokens.uniform)
-    st.Set(Vt.Vec2fArray.FromNumpy(hair.root_uv.astype(np.float32)))
-    if n:
-        lo, hi = points.min(0), points.max(0)
-        curves.CreateExtentAttr(Vt.Vec3fArray([Gf.Vec3f(*map(float, lo)),
-                                               Gf.Vec3f(*map(float, hi))]))
-    prov = hair.provenance
-    root.GetPrim().SetCustomDataByKey("tressel:bundle", prov.bundle_name)
-    root.GetPrim().SetCustomDataByKey("tressel:bundleHash", prov.bundle_hash)
-    root.GetPrim().SetCustomDataByKey("tressel:imageSha256", prov.image_sha256)
-    root.GetPrim().SetCustomDataByKey("tressel:seed", int(prov.seed))
-    stage.GetRootLayer().Save()
-    os.replace(tmp, path)

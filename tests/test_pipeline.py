@@ -174,3 +174,15 @@ def test_no_face_raises_and_no_crop_uses_whole_image(bundle, tmp_path):
     hair = generate(flat, bundle, GenerateParams(steps=1, crop=False))
     assert hair.provenance.crop_box == (0, -50, 400, 350)
     assert hair.num_strands >= 0
+
+
+def test_bfloat16_autocast_runs_and_bad_options_are_refused(bundle, astronaut_png):
+    hair = generate(astronaut_png, bundle, GenerateParams(steps=2, dtype="bfloat16",
+                                                          device="cpu"))
+    assert hair.num_strands > 0 and np.isfinite(hair.positions).all()
+    from tressel.errors import ConfigError
+
+    for bad in (GenerateParams(steps=0), GenerateParams(dtype="int8"),
+                GenerateParams(density_scale=0), GenerateParams(device="tpu")):
+        with pytest.raises(ConfigError):
+            generate(astronaut_png, bundle, bad)
