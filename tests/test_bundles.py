@@ -259,3 +259,23 @@ def test_models_cli_list_info_import_remove(fake_release, store, tmp_path):
     assert removed.returncode == 0 and list_bundles(store) == []
     missing = _tressel("models", "info", "tiny-official", env=env)
     assert missing.returncode == 1 and "no model bundle" in missing.stderr
+
+
+def test_import_accepts_timm_layout_dinov2(fake_release, store, tmp_path):
+    """timm's download (`model.safetensors`, keys already converted) imports and loads too."""
+    from safetensors.torch import save_file
+    from tressel.nn.image_encoder import DinoV2Config, build_vit, convert_meta_to_timm
+    from tressel.pipeline import load_models
+
+    release = copy_release(fake_release, tmp_path / "timm")
+    meta_path = release / "dinov2_vitl14_reg4_pretrain.pth"
+    meta = torch.load(meta_path, weights_only=True)
+    meta_path.unlink()
+    timm_state = convert_meta_to_timm(meta, build_vit(DinoV2Config.from_dict(TINY.image_encoder)))
+    folder = release / "vit_large_patch14_reg4_dinov2.lvd142m"
+    folder.mkdir()
+    save_file({k: v.contiguous() for k, v in timm_state.items()}, str(folder / "model.safetensors"))
+    bundle = import_difflocks(release, name="timm-dino", spec=TINY)
+    assert "reg_token" in bundle.state_dict("image_encoder")
+    models = load_models(bundle, torch.device("cpu"), torch.float32)
+    assert models.image_encoder.config.embed_dim == 192
