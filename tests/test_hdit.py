@@ -68,6 +68,14 @@ def small_model(small_case):
     return model.eval()
 
 
+@pytest.fixture(scope="module")
+def small_outputs(small_case, small_model):
+    """F of the vector model on the vector inputs: conditioned and unconditioned."""
+    x, sigma, cls_token, patch_map = _inputs(small_case[2])
+    with torch.no_grad():
+        return small_model(x, sigma, cls_token, patch_map), small_model(x, sigma)
+
+
 def test_small_weights_load_strictly(small_case):
     config, state, _ = small_case
     model = HDiT(HDiTConfig.from_dict(config))
@@ -221,44 +229,41 @@ def _inputs(arrays):
             torch.from_numpy(arrays["cls_token"]), torch.from_numpy(arrays["patch_map"]))
 
 
-def test_unconditional_path_is_zero_image_features(small_case, small_model):
+def test_unconditional_path_is_zero_image_features(small_case, small_model, small_outputs):
     config, _, arrays = small_case
     x, sigma, _, _ = _inputs(arrays)
     feat, fh, fw = HDiTConfig.from_dict(config).local_cond_shape
     with torch.no_grad():
-        uncond = small_model(x, sigma)
         zeros = small_model(x, sigma, torch.zeros(3, feat), torch.zeros(3, feat, fh, fw))
-    torch.testing.assert_close(uncond, zeros, rtol=0, atol=0)
+    torch.testing.assert_close(small_outputs[1], zeros, rtol=0, atol=0)
 
 
-def test_non_square_feature_map_is_accepted(small_case, small_model):
+def test_non_square_feature_map_is_accepted(small_case, small_model, small_outputs):
     _, _, arrays = small_case
     x, sigma, cls_token, patch_map = _inputs(arrays)
     wide = torch.nn.functional.interpolate(patch_map, size=(7, 13), mode="bilinear")
     with torch.no_grad():
         out = small_model(x, sigma, cls_token, wide)
-        square = small_model(x, sigma, cls_token, patch_map)
     assert out.shape == x.shape and torch.isfinite(out).all()
-    assert not torch.allclose(out, square)
+    assert not torch.allclose(out, small_outputs[0])
 
 
-def test_condition_dropout_is_training_only_and_seeded(small_case, small_model):
+def test_condition_dropout_is_training_only_and_seeded(small_case, small_outputs):
     config, state, arrays = small_case
     # level dropout off: only the condition dropout may differ between the two modes
     model = HDiT(HDiTConfig.from_dict(config, condition_dropout_rate=0.5,
                                       dropout_rates=(0.0, 0.0, 0.0)))
     model.load_state_dict(state)
     x, sigma, cls_token, patch_map = _inputs(arrays)
+    kept, dropped = small_outputs
     with torch.no_grad():
-        kept = small_model(x, sigma, cls_token, patch_map)
-        dropped = small_model(x, sigma)
         model.eval()  # inference never drops, so no generator is needed
         torch.testing.assert_close(model(x, sigma, cls_token, patch_map), kept)
         model.train()
         with pytest.raises(ValueError, match="explicit torch.Generator"):
             model(x, sigma, cls_token, patch_map)
         seen = set()
-        for seed in range(4):
+        for seed in range(3):
             a = model(x, sigma, cls_token, patch_map,
                       generator=torch.Generator().manual_seed(seed))
             b = model(x, sigma, cls_token, patch_map,
