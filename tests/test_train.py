@@ -51,6 +51,7 @@ def trained(tmp_path_factory):
     return root, recipe, work, bundle
 
 
+@pytest.mark.slow
 def test_train_all_writes_every_stage_and_a_loadable_bundle(trained):
     from tressel.bundles import Bundle
 
@@ -72,6 +73,7 @@ def test_train_all_writes_every_stage_and_a_loadable_bundle(trained):
     assert "not DiffLocks" in card and "tressel train all" in card
 
 
+@pytest.mark.slow
 def test_generate_and_eval_run_on_the_trained_bundle(trained, tmp_path):
     from tressel.pipeline import GenerateParams, generate
     from tressel.train.evaluate import evaluate
@@ -85,6 +87,7 @@ def test_generate_and_eval_run_on_the_trained_bundle(trained, tmp_path):
     assert "precision@10mm" in result.summary["image"]
 
 
+@pytest.mark.slow
 def test_resume_continues_to_the_same_weights(trained, tmp_path):
     import threading
 
