@@ -91,7 +91,7 @@ def test_same_seed_same_strands_other_seed_differs(bundle, astronaut_png):
 
 
 def test_inputs_path_bytes_and_array_agree(bundle, astronaut_png):
-    params = GenerateParams(seed=2, steps=2)
+    params = GenerateParams(seed=2, steps=1)
     from_path = generate(astronaut_png, bundle, params)
     from_bytes = generate(astronaut_png.read_bytes(), bundle, params)
     from_array = generate(skimage.data.astronaut(), bundle, params)
@@ -153,16 +153,16 @@ def test_models_are_cached_across_calls(bundle, astronaut_png):
 
 
 def test_strand_cap_density_scale_and_guidance(bundle, astronaut_png):
-    base = generate(astronaut_png, bundle, GenerateParams(seed=4, steps=2))
-    capped = generate(astronaut_png, bundle, GenerateParams(seed=4, steps=2, max_strands=40))
+    base = generate(astronaut_png, bundle, GenerateParams(seed=4, steps=1))
+    capped = generate(astronaut_png, bundle, GenerateParams(seed=4, steps=1, max_strands=40))
     assert capped.num_strands == 40 < base.num_strands
     # the capped roots are a subset of the full set, in the same order
     full = [tuple(uv) for uv in base.root_uv]
     positions = [full.index(tuple(uv)) for uv in capped.root_uv]
     assert positions == sorted(positions)
-    sparse = generate(astronaut_png, bundle, GenerateParams(seed=4, steps=2, density_scale=0.3))
+    sparse = generate(astronaut_png, bundle, GenerateParams(seed=4, steps=1, density_scale=0.3))
     assert 0 < sparse.num_strands < base.num_strands
-    guided = generate(astronaut_png, bundle, GenerateParams(seed=4, steps=4, guidance=2.5,
+    guided = generate(astronaut_png, bundle, GenerateParams(seed=4, steps=2, guidance=2.5,
                                                             guidance_interval=(0.0, 200.0)))
     assert guided.provenance.guidance == 2.5 and guided.num_strands > 0
 
