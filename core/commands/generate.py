@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -49,12 +50,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "generate",
         help="turn portrait photo(s) into USD hair groom(s)",
-        description=(
+        description=textwrap.fill(
             "Find the face, run the DiffLocks model and write the groom as a USD BasisCurves "
             "layer, with the face crop (OUT_crop.png) and the predicted hair material "
             "(OUT_material.json) beside it. With several images, OUT is a folder and each "
-            "groom is named after its image."
-        ),
+            "groom is named after its image.", 78),
         epilog=("examples:\n"
                 "  tressel generate portrait.jpg -o groom.usdc\n"
                 "  tressel generate a.jpg b.png -o grooms/ --seed 7 --strands 0.5x --npz"),
