@@ -392,6 +392,10 @@ def stage_bundle(recipe: Recipe, work: Workdir, out: Path, progress=None, cancel
     try:
         maps = {k: v for k, v in scalp.items() if k not in ("vertices", "faces", "uv")}
         write_bundle(tmp, manifest, states, mesh, maps)
+        # Temporary files are private (0600); a shipped bundle is read by every user.
+        tmp.chmod(0o755)
+        for path in tmp.iterdir():
+            path.chmod(0o644)
         old = None
         if out.exists():
             old = out.parent / f".{out.name}-old-{os.getpid()}"
@@ -407,6 +411,7 @@ def stage_bundle(recipe: Recipe, work: Workdir, out: Path, progress=None, cancel
     eval_path = work.root / "eval.json"
     evaluation = json.loads(eval_path.read_text()) if eval_path.is_file() else None
     write_model_card(out, recipe.raw, stage_metrics(work), evaluation)
+    (out / "MODEL_CARD.md").chmod(0o644)
     return out
 
 
