@@ -51,6 +51,16 @@ RELEASED_CONFIG = {
 }
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Small models run single-threaded: on a shared CPU, two OpenMP threads wait for each
+    other at every tiny op (measured 28x slower under load); alone they gain nothing here."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def small_case(vectors_dir):
     manifest = json.loads((vectors_dir / "manifest.json").read_text())
