@@ -3,7 +3,7 @@ weights, 256×256 texture, 55×55 DINO maps) in fp32 and bf16, plus the neighbor
 kernel against the straightforward gather formulation measured in the same run.
 
     .venv/bin/python benchmarks/bench_denoiser.py [--dtypes fp32,bf16] [--repeats 2]
-        [--skip-model] [--skip-na] [--profile]
+        [--threads N] [--skip-model] [--skip-na] [--profile]
 
 Each model dtype runs in its own subprocess so that its peak RSS is its own. CPU time is
 printed beside wall time: on a shared machine wall time includes waiting for the cores.
@@ -61,9 +61,11 @@ def build_denoiser(dtype_name: str):
     return Denoiser(inner, 0.3).eval()
 
 
-def model_worker(dtype_name: str, repeats: int, profile: bool) -> dict:
+def model_worker(dtype_name: str, repeats: int, profile: bool, threads: int | None) -> dict:
     import torch
 
+    if threads:
+        torch.set_num_threads(threads)
     start = time.perf_counter()
     denoiser = build_denoiser(dtype_name)
     build_s = time.perf_counter() - start
@@ -134,11 +136,14 @@ def main() -> int:
     parser.add_argument("--skip-na", action="store_true")
     parser.add_argument("--profile", action="store_true",
                         help="print a torch.profiler table of one more forward (stderr)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads for the model forwards (default: torch's choice); "
+                             "1 gives a figure that a busy shared machine disturbs least")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.worker:
-        print(json.dumps(model_worker(args.worker, args.repeats, args.profile)))
+        print(json.dumps(model_worker(args.worker, args.repeats, args.profile, args.threads)))
         return 0
 
     if not args.skip_na:
@@ -154,6 +159,8 @@ def main() -> int:
         cmd = [sys.executable, __file__, "--worker", dtype_name, "--repeats", str(args.repeats)]
         if args.profile:
             cmd.append("--profile")
+        if args.threads:
+            cmd += ["--threads", str(args.threads)]
         proc = subprocess.run(cmd, check=False, capture_output=True, text=True)
         if proc.returncode:
             print(proc.stderr, file=sys.stderr)
