@@ -32,7 +32,6 @@ import logging
 import os
 import re
 import shutil
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -43,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 from tressel import __version__
 from tressel.errors import BundleError
+from tressel.paths import user_dir
 
 if TYPE_CHECKING:  # heavy imports stay out of `import tressel.bundles`
     import numpy as np
@@ -71,17 +71,7 @@ def bundle_store_dir() -> Path:
     `~/Library/Application Support/tressel/models`, Windows `%LOCALAPPDATA%\\tressel\\models`.
     The folder is not created here; installing a bundle creates it.
     """
-    override = os.environ.get(ENV_STORE)
-    if override:
-        return Path(override).expanduser()
-    home = Path.home()
-    if sys.platform == "win32":
-        base = Path(os.environ.get("LOCALAPPDATA") or home / "AppData" / "Local")
-    elif sys.platform == "darwin":
-        base = home / "Library" / "Application Support"
-    else:
-        base = Path(os.environ.get("XDG_DATA_HOME") or home / ".local" / "share")
-    return base / "tressel" / "models"
+    return user_dir("data", "models", env=ENV_STORE)
 
 
 def check_bundle_name(name: str) -> str:

@@ -1,8 +1,8 @@
 """Talk to the Tressel daemon from Maya, Houdini, scripts or the CLI with the standard library.
 
-This module must import nothing outside the standard library and `tressel.errors` (it runs inside
-a DCC's own Python 3.11-3.13), and must never block forever: every socket has a timeout, and
-waiting for a job reads the daemon's Server-Sent Events with a deadline.
+This module must import nothing outside the standard library, `tressel.errors` and `tressel.paths`
+(it runs inside a DCC's own Python 3.11-3.13), and must never block forever: every socket has a
+timeout, and waiting for a job reads the daemon's Server-Sent Events with a deadline.
 
     from tressel.client import connect
     client = connect(autostart=True)            # starts a daemon when none runs
@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from tressel.errors import Cancelled, TresselError
+from tressel.paths import user_dir
 
 log = logging.getLogger(__name__)
 
@@ -71,17 +72,7 @@ def daemon_dir() -> Path:
 
     `TRESSEL_DAEMON_DIR` overrides it (tests, or several daemons for one user).
     """
-    override = os.environ.get(ENV_DAEMON_DIR)
-    if override:
-        return Path(override).expanduser()
-    home = Path.home()
-    if sys.platform == "win32":
-        base = Path(os.environ.get("LOCALAPPDATA") or home / "AppData" / "Local")
-        return base / "Tressel" / "daemon"
-    if sys.platform == "darwin":
-        return home / "Library" / "Application Support" / "Tressel" / "daemon"
-    base = Path(os.environ.get("XDG_STATE_HOME") or home / ".local" / "state")
-    return base / "tressel" / "daemon"
+    return user_dir("state", "daemon", env=ENV_DAEMON_DIR, app="Tressel")
 
 
 @dataclass(frozen=True)
