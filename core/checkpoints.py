@@ -11,6 +11,7 @@ import logging
 import re
 import zipfile
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -83,27 +84,47 @@ def plain_state_dict(obj: Any, path: Path, what: str) -> dict[str, torch.Tensor]
     return dict(obj)
 
 
+@dataclass
+class ShapeMismatch:
+    """How a state dict differs from the keys and shapes a model expects (empty: it loads)."""
+
+    missing: list[str]  # expected keys the state dict lacks, in the model's order
+    unexpected: list[str]  # state dict keys the model does not have, in the file's order
+    wrong: list[tuple[str, tuple[int, ...], tuple[int, ...]]]  # (key, shape found, expected)
+
+    def __bool__(self) -> bool:
+        return bool(self.missing or self.unexpected or self.wrong)
+
+
+def compare_shapes(
+    state_dict: Mapping[str, torch.Tensor], expected: Mapping[str, tuple[int, ...]]
+) -> ShapeMismatch:
+    """The missing, unexpected and mis-shaped keys of `state_dict` against `expected`."""
+    return ShapeMismatch(
+        missing=[k for k in expected if k not in state_dict],
+        unexpected=[k for k in state_dict if k not in expected],
+        wrong=[(k, tuple(state_dict[k].shape), tuple(expected[k]))
+               for k in expected
+               if k in state_dict and tuple(state_dict[k].shape) != tuple(expected[k])],
+    )
+
+
 def check_shapes(
     state_dict: Mapping[str, torch.Tensor], expected: Shapes, path: Path, what: str
 ) -> None:
     """Require exactly the expected keys, each with the expected shape and a float dtype."""
     name = Path(path).name
-    missing = [k for k in expected if k not in state_dict]
-    extra = [k for k in state_dict if k not in expected]
-    wrong = [
-        (k, tuple(state_dict[k].shape), expected[k])
-        for k in expected
-        if k in state_dict and tuple(state_dict[k].shape) != tuple(expected[k])
-    ]
+    mismatch = compare_shapes(state_dict, expected)
     problems = []
-    if missing:
-        problems.append(f"{len(missing)} missing key(s): {_few(missing)}")
-    if extra:
-        problems.append(f"{len(extra)} unexpected key(s): {_few(extra)}")
-    for key, got, want in wrong[:5]:
+    if mismatch.missing:
+        problems.append(f"{len(mismatch.missing)} missing key(s): {_few(mismatch.missing)}")
+    if mismatch.unexpected:
+        problems.append(f"{len(mismatch.unexpected)} unexpected key(s): "
+                        f"{_few(mismatch.unexpected)}")
+    for key, got, want in mismatch.wrong[:5]:
         problems.append(f"key {key!r} has shape {list(got)}, expected {list(want)}")
-    if len(wrong) > 5:
-        problems.append(f"... and {len(wrong) - 5} more shape mismatches")
+    if len(mismatch.wrong) > 5:
+        problems.append(f"... and {len(mismatch.wrong) - 5} more shape mismatches")
     not_float = [k for k, v in state_dict.items() if k in expected and not v.is_floating_point()]
     if not_float:
         problems.append(f"non-float tensor(s): {_few(not_float)}")

@@ -86,7 +86,7 @@ def load_component(
     The module is built for real (it is needed anyway) and checked against its own state
     dict: building on the meta device here would import torch's compiler stack (seconds).
     """
-    from tressel.checkpoints import check_shapes
+    from tressel.checkpoints import check_shapes, module_shapes
 
     what = what or component
     if component == "image_encoder":
@@ -96,8 +96,7 @@ def load_component(
         encoder.load_weights(state_dict, what)  # checks Meta or timm keys and shapes itself
         return encoder.eval().to(device)
     module = build_component(component, config)
-    expected = {k: tuple(v.shape) for k, v in module.state_dict().items()}
-    check_shapes(state_dict, expected, f"{component}.safetensors", what)
+    check_shapes(state_dict, module_shapes(module), f"{component}.safetensors", what)
     try:
         module.load_state_dict(state_dict, strict=True)
     except RuntimeError as exc:  # check_shapes should have caught it; keep the message readable

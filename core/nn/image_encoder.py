@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from tressel.checkpoints import compare_shapes, module_shapes
 from tressel.errors import BundleError, ConfigError
 
 log = logging.getLogger(__name__)
@@ -175,10 +176,10 @@ def meta_key_shapes(config: DinoV2Config) -> dict[str, tuple[int, ...]]:
 def check_state_dict(state_dict: dict[str, torch.Tensor], expected: dict[str, tuple[int, ...]],
                      source: str) -> None:
     """Raise BundleError listing every missing, unexpected or mis-shaped key."""
-    missing = sorted(set(expected) - set(state_dict))
-    unexpected = sorted(set(state_dict) - set(expected))
-    wrong = [f"{k} {list(state_dict[k].shape)} (expected {list(expected[k])})"
-             for k in expected if k in state_dict and tuple(state_dict[k].shape) != expected[k]]
+    mismatch = compare_shapes(state_dict, expected)
+    missing = sorted(mismatch.missing)
+    unexpected = sorted(mismatch.unexpected)
+    wrong = [f"{k} {list(got)} (expected {list(want)})" for k, got, want in mismatch.wrong]
     if missing or unexpected or wrong:
         parts = []
         for label, items in (("missing", missing), ("unexpected", unexpected),
@@ -244,8 +245,7 @@ class ImageEncoder(nn.Module):
             check_state_dict(state_dict, meta_key_shapes(self.config), source)
             state_dict = convert_meta_to_timm(state_dict, self.vit)
         else:
-            expected = {k: tuple(v.shape) for k, v in self.vit.state_dict().items()}
-            check_state_dict(state_dict, expected, source)
+            check_state_dict(state_dict, module_shapes(self.vit), source)
         self.vit.load_state_dict(state_dict, strict=True)
 
     @property

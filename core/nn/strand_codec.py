@@ -24,6 +24,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tressel.checkpoints import compare_shapes, module_shapes
 from tressel.errors import BundleError, ConfigError
 from tressel.progress import CancelFlag, ProgressFn, check_cancel
 
@@ -385,11 +386,10 @@ def load_strand_codec(state_dict: Mapping[str, torch.Tensor],
 def check_state_dict(module: nn.Module, state_dict: Mapping[str, torch.Tensor],
                      what: str) -> None:
     """Raise BundleError naming every missing, unexpected or mis-shaped key."""
-    own = module.state_dict()
-    missing = sorted(set(own) - set(state_dict))
-    unexpected = sorted(set(state_dict) - set(own))
-    shapes = [f"{k}: {list(state_dict[k].shape)} (expected {list(own[k].shape)})"
-              for k in own if k in state_dict and tuple(state_dict[k].shape) != tuple(own[k].shape)]
+    mismatch = compare_shapes(state_dict, module_shapes(module))
+    missing = sorted(mismatch.missing)
+    unexpected = sorted(mismatch.unexpected)
+    shapes = [f"{k}: {list(got)} (expected {list(want)})" for k, got, want in mismatch.wrong]
     problems = []
     if missing:
         problems.append(f"missing keys {missing[:8]}{' …' if len(missing) > 8 else ''}")
