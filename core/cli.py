@@ -46,13 +46,23 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    return run_command(args, verbose=args.verbose)
+
+
+def configure_logging(verbose: bool = False) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
+
+
+def run_command(args: argparse.Namespace, verbose: bool = False) -> int:
+    """Run a parsed command: its exit code, 1 after a TresselError (printed), 130 on Ctrl-C.
+
+    Shared by `tressel` and `python -m tressel.daemon`, which parses only the daemon command.
+    """
+    configure_logging(verbose)
     try:
         return int(args.func(args) or 0)
     except TresselError as exc:

@@ -7,11 +7,10 @@ but this one command (so it starts however the rest of the CLI is configured).
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
+from tressel.cli import run_command
 from tressel.commands import daemon
-from tressel.errors import TresselError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -19,14 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     holder = parser.add_subparsers(dest="command", required=True)
     daemon.register(holder)
     args = parser.parse_args(["daemon", *(sys.argv[1:] if argv is None else argv)])
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        return int(args.func(args) or 0)
-    except TresselError as exc:
-        print(f"tressel daemon: error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
+    return run_command(args)
 
 
 if __name__ == "__main__":
