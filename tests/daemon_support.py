@@ -216,15 +216,10 @@ def real_daemon(state_dir: Path, bundle: Any, *extra: str) -> Daemon:
 def write_png(path: Path, width: int = 48, height: int = 40, seed: int = 0) -> Path:
     """A small RGB PNG of random pixels (different `seed`, different bytes and hash)."""
     import numpy as np
-    import OpenImageIO as oiio
+    from helpers import write_image
 
     pixels = (np.random.default_rng(seed).random((height, width, 3)) * 255).astype(np.uint8)
-    out = oiio.ImageOutput.create(str(path))
-    assert out is not None, oiio.geterror()
-    out.open(str(path), oiio.ImageSpec(width, height, 3, "uint8"))
-    out.write_image(pixels)
-    out.close()
-    return path
+    return write_image(path, pixels)
 
 
 def wait_for(predicate: Any, timeout: float = 30.0, interval: float = 0.02) -> Any:

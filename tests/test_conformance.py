@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from helpers import torch_threads
 from tressel.conformance import load_cases, run_case
 
 
@@ -22,14 +23,8 @@ def test_dinov2_kind(vectors_dir):
 
 
 def test_diffusion_kinds(vectors_dir):
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # small models: a second thread only waits on a shared CPU
-    try:
+    with torch_threads(1):  # small models: a second thread only waits on a shared CPU
         results = _run_kind(vectors_dir, "denoiser") + _run_kind(vectors_dir, "sampler")
-    finally:
-        torch.set_num_threads(threads)
     assert {r.case for r in results} >= {"denoiser_small_cond", "denoiser_small_uncond",
                                          "sampler_small_cfg1", "sampler_small_cfg2p5"}
     for result in results:

@@ -221,7 +221,7 @@ def test_missing_and_wrong_tokens_and_non_local_host(client):
 
 def test_corrupt_oversized_and_non_image_uploads(client, tmp_path):
     import numpy as np
-    import OpenImageIO as oiio
+    from helpers import write_image
 
     good = write_png(tmp_path / "good.png", seed=9)
     truncated = tmp_path / "truncated.png"
@@ -238,10 +238,7 @@ def test_corrupt_oversized_and_non_image_uploads(client, tmp_path):
 
     # 1.2 Mpx of flat colour: a small file, but over the 1 Mpx limit this daemon has.
     wide = tmp_path / "wide.png"
-    out = oiio.ImageOutput.create(str(wide))
-    out.open(str(wide), oiio.ImageSpec(1200, 1000, 3, "uint8"))
-    out.write_image(np.full((1000, 1200, 3), 128, np.uint8))
-    out.close()
+    write_image(wide, np.full((1000, 1200, 3), 128, np.uint8))
     with pytest.raises(DaemonError) as exc:
         client.submit(wide, params=FAST)
     assert exc.value.status == 400 and "Mpx limit" in str(exc.value)

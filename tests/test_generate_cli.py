@@ -12,16 +12,9 @@ import numpy as np
 import OpenImageIO as oiio
 import pytest
 import skimage.data
+from helpers import write_image
 from tressel.commands.generate import output_paths, parse_strands
 from tressel.random_bundle import make_random_bundle
-
-
-def write_image(path: Path, rgb: np.ndarray) -> Path:
-    out = oiio.ImageOutput.create(str(path))
-    assert out.open(str(path), oiio.ImageSpec(rgb.shape[1], rgb.shape[0], 3, "uint8"))
-    assert out.write_image(np.ascontiguousarray(rgb))
-    out.close()
-    return path
 
 
 @pytest.fixture(scope="module")

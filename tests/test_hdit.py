@@ -10,6 +10,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from helpers import one_thread  # noqa: F401 - autouse: small models on one thread
 from safetensors.torch import load_file
 from tressel.errors import ConfigError
 from tressel.nn.attention import (
@@ -49,16 +50,6 @@ RELEASED_CONFIG = {
                       "cross_condition_dim": [512, 512, 512],
                       "self_attn": [False, True, True]},
 }
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small models run single-threaded: on a shared CPU, two OpenMP threads wait for each
-    other at every tiny op (measured 28x slower under load); alone they gain nothing here."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -3,29 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 
 import numpy as np
-import OpenImageIO as oiio
 import pytest
+from helpers import write_image
 from tressel.errors import ImageError
 from tressel.images import ImageLimits, linear_to_srgb, load_image
-
-
-def write_image(path: Path, pixels: np.ndarray, pixel_type: str, channel_names=None) -> Path:
-    """Write `pixels` [H, W, C] with OIIO in the given stored type."""
-    height, width, channels = pixels.shape
-    spec = oiio.ImageSpec(width, height, channels, pixel_type)
-    if channel_names:
-        spec.channelnames = tuple(channel_names)
-    # store the given values as they are, without un-premultiplying by alpha
-    spec.attribute("oiio:UnassociatedAlpha", 1)
-    out = oiio.ImageOutput.create(str(path))
-    assert out is not None, oiio.geterror()
-    assert out.open(str(path), spec), out.geterror()
-    assert out.write_image(pixels), out.geterror()
-    out.close()
-    return path
 
 
 @pytest.fixture

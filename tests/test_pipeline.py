@@ -6,9 +6,9 @@ import threading
 from pathlib import Path
 
 import numpy as np
-import OpenImageIO as oiio
 import pytest
 import skimage.data
+from helpers import write_image
 from tressel.errors import Cancelled, FaceNotFoundError
 from tressel.pipeline import (
     PHASES,
@@ -22,16 +22,6 @@ from tressel.pipeline import (
     run_generate,
 )
 from tressel.random_bundle import make_random_bundle
-
-
-def write_image(path: Path, rgb: np.ndarray) -> Path:
-    """Write an RGB array with OpenImageIO (the format follows the suffix)."""
-    fmt = "uint8" if rgb.dtype == np.uint8 else "float"
-    out = oiio.ImageOutput.create(str(path))
-    assert out.open(str(path), oiio.ImageSpec(rgb.shape[1], rgb.shape[0], 3, fmt))
-    assert out.write_image(np.ascontiguousarray(rgb))
-    out.close()
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from helpers import one_thread  # noqa: F401 - autouse: small models on one thread
 from tressel.errors import Cancelled
 from tressel.progress import check_cancel
 from tressel.sampling import (
@@ -17,17 +18,6 @@ from tressel.sampling import (
 )
 
 SIGMA_DATA = 0.3
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small models run single-threaded: on a shared CPU, two OpenMP threads wait for each
-    other at every tiny op (measured 28x slower under load); alone they gain nothing here."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 
 def gaussian_denoiser(x, sigma, conditional=True):
     """The exact denoiser of N(0, σd²) data: E[x0 | x] = x·σd²/(σ²+σd²)."""

@@ -1,0 +1,62 @@
+"""Helpers shared by test modules: writing test images, and torch on one thread."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    import numpy as np
+
+
+def write_image(path: Path, pixels: np.ndarray, pixel_type: str | None = None,
+                channel_names: Sequence[str] | None = None) -> Path:
+    """Write `pixels` [H, W, C] with OpenImageIO (the format follows the suffix).
+
+    Stored as `pixel_type`, by default "uint8" for uint8 arrays and "float" otherwise.
+    """
+    import numpy as np
+    import OpenImageIO as oiio
+
+    height, width, channels = pixels.shape
+    if pixel_type is None:
+        pixel_type = "uint8" if pixels.dtype == np.uint8 else "float"
+    spec = oiio.ImageSpec(width, height, channels, pixel_type)
+    if channel_names:
+        spec.channelnames = tuple(channel_names)
+    # store the given values as they are, without un-premultiplying by alpha
+    spec.attribute("oiio:UnassociatedAlpha", 1)
+    out = oiio.ImageOutput.create(str(path))
+    assert out is not None, oiio.geterror()
+    assert out.open(str(path), spec), out.geterror()
+    assert out.write_image(np.ascontiguousarray(pixels)), out.geterror()
+    out.close()
+    return path
+
+
+@contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """Run the block with `count` torch intra-op threads, restoring the previous count."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Small models run single-threaded: on a shared CPU, two OpenMP threads wait for each
+    other at every tiny op (measured 28x slower under load); alone they gain nothing here.
+
+    Autouse in the modules that import it: `from helpers import one_thread  # noqa: F401`.
+    """
+    with torch_threads(1):
+        yield
