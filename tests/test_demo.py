@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from tressel.bundles import Bundle, default_bundle, packaged_bundles_dir
 
 REPO = Path(__file__).resolve().parents[1]
