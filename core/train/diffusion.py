@@ -11,7 +11,6 @@ image-ignoring baseline of `tressel eval` use.
 from __future__ import annotations
 
 import logging
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,46 +22,6 @@ from tressel.result import MATERIAL_CHANNELS
 from tressel.train.common import OptimConfig, TrainState, sample_indices, train_loop
 
 log = logging.getLogger(__name__)
-
-
-def _rms_norm_autograd(x, scale, eps=1e-6):
-    """Out-of-place twin of `tressel.nn.layers.rms_norm` (same maths, backward-safe)."""
-    dtype = torch.promote_types(torch.promote_types(x.dtype, scale.dtype), torch.float32)
-    xf = x.to(dtype)
-    inv_rms = torch.rsqrt(xf.square().mean(-1, keepdim=True) + eps)
-    return (xf * inv_rms * scale.to(dtype)).to(x.dtype)
-
-
-def _cosine_sim_rope_autograd(x, scale, cos, sin, eps=1e-6, out_dtype=None):
-    """Out-of-place twin of `tressel.nn.layers.cosine_sim_rope` (same maths, backward-safe)."""
-    dtype = torch.promote_types(torch.promote_types(x.dtype, scale.dtype),
-                                torch.promote_types(cos.dtype, torch.float32))
-    xf = x.to(dtype)
-    d = cos.shape[-1]
-    factor = torch.rsqrt(xf.square().sum(-1, keepdim=True) + eps) * scale.to(dtype).sqrt()
-    f_cos, f_sin = factor * cos, factor * sin
-    x1, x2, rest = xf[..., :d], xf[..., d:2 * d], xf[..., 2 * d:]
-    out = torch.cat([x1 * f_cos - x2 * f_sin, x2 * f_cos + x1 * f_sin, rest * factor], -1)
-    return out.to(out_dtype or dtype)
-
-
-@contextmanager
-def autograd_safe_layers():
-    """Swap the HDiT's in-place fast paths for out-of-place twins while training.
-
-    `tressel.nn.layers.rms_norm` and `cosine_sim_rope` update autograd-saved tensors in place
-    (a CPU inference optimisation), which backward refuses. The twins compute the same values;
-    inference keeps the fast versions.
-    """
-    from tressel.nn import hdit, layers
-
-    saved = layers.rms_norm, layers.cosine_sim_rope, hdit.cosine_sim_rope
-    layers.rms_norm = _rms_norm_autograd
-    layers.cosine_sim_rope = hdit.cosine_sim_rope = _cosine_sim_rope_autograd
-    try:
-        yield
-    finally:
-        layers.rms_norm, layers.cosine_sim_rope, hdit.cosine_sim_rope = saved
 
 
 @dataclass
@@ -100,10 +59,11 @@ def train_diffusion(textures: torch.Tensor, cls_tokens: torch.Tensor, patch_maps
     ids = {id(p) for p in mapping}
     rest = [p for p in denoiser.parameters() if id(p) not in ids]
     groups = [{"params": rest, "lr_scale": 1.0}, {"params": mapping, "lr_scale": 1 / 3}]
-    with autograd_safe_layers():
-        state: TrainState = train_loop("diffusion", denoiser, loss_fn, optim, out_dir, seed,
-                                       resume=resume, param_groups=groups, progress=progress,
-                                       cancel=cancel)
+    # tressel.nn.layers takes its out-of-place paths whenever autograd records, so the
+    # inference fast paths need no swapping here.
+    state: TrainState = train_loop("diffusion", denoiser, loss_fn, optim, out_dir, seed,
+                                   resume=resume, param_groups=groups, progress=progress,
+                                   cancel=cancel)
     ema: Denoiser = state.ema
     tail = state.losses[-100:] if state.losses else [float("nan")]
     return ema.inner_model.eval(), {"final_loss_mean_last_100": round(sum(tail) / len(tail), 4),
