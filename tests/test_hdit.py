@@ -165,6 +165,17 @@ def test_neighborhood_attention_equals_masked_full_attention(h, w, kernel, block
                                rtol=0, atol=1e-12)
 
 
+def test_neighborhood_attention_trains_after_sampling_in_the_same_process():
+    # the cached window mask is first built under inference mode (sampling); training in the
+    # same process (tressel train, tests) must still be able to save it for backward
+    q, k, v = (torch.randn(1, 24, 16, 2, 8) for _ in range(3))
+    with torch.inference_mode():
+        na2d_torch(q, k, v, 7, block=(8, 8))
+    q.requires_grad_(True)
+    na2d_torch(q, k, v, 7, block=(8, 8)).sum().backward()
+    assert q.grad is not None and torch.isfinite(q.grad).all()
+
+
 def test_neighborhood_attention_border_windows_are_shifted_not_padded():
     # every query attends to exactly k×k keys, so with constant keys and v = key index
     # the output is the mean index of its (shifted) window

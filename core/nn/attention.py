@@ -99,8 +99,16 @@ def _padded_tile_bias(h: int, w: int, kernel_size: int, bh: int, bw: int, dtype:
                       device: torch.device) -> Tensor:
     """Additive window mask `[h/bh, w/bw, bh*bw, kh*kw]` of the padded-tile layout.
 
-    Cached: the same few grids recur at every sampling step.
+    Cached: the same few grids recur at every sampling step. Built outside inference mode so
+    that a mask first made while sampling can still be used by training in the same process
+    (inference tensors cannot be saved for backward).
     """
+    with torch.inference_mode(False), torch.no_grad():
+        return _build_padded_tile_bias(h, w, kernel_size, bh, bw, dtype, device)
+
+
+def _build_padded_tile_bias(h: int, w: int, kernel_size: int, bh: int, bw: int,
+                            dtype: torch.dtype, device: torch.device) -> Tensor:
     radius = kernel_size // 2
 
     def axis(n: int, b: int) -> Tensor:  # [tiles, b, b + 2·radius]: key inside query's window
