@@ -29,7 +29,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import torch
-
     from tressel.conformance import load_cases, run_case
 
     # The vectors pin float32 maths: no TF32 anywhere (vectors/README.md §3).

@@ -30,23 +30,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
     from tressel.bundles import default_bundle
+    from tressel.progress import TqdmProgress
     from tressel.synth.dataset import write_json
     from tressel.train.evaluate import evaluate, format_summary
 
     bundle = default_bundle(args.model)
-    bar = tqdm(unit="groom", desc="eval")
-
-    def progress(phase: str, step: int, total: int) -> None:
-        bar.total = total
-        bar.n = step
-        bar.refresh()
-
+    progress = TqdmProgress(unit="groom")
     try:
         result = evaluate(bundle, args.data, args.count, args.max_strands, args.seed, progress)
     finally:
-        bar.close()
+        progress.close()
     print(f"model {bundle.name} ({bundle.short_hash}) on {len(result.per_groom)} grooms of "
           f"{args.data} in {result.seconds:.0f}s")
     print(format_summary(result))

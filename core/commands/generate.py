@@ -11,6 +11,8 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+from tressel.progress import TqdmProgress
+
 log = logging.getLogger(__name__)
 
 GROOM_SUFFIXES = (".usdc", ".usda", ".usd")
@@ -115,37 +117,6 @@ def output_paths(images: list[Path], output: Path) -> list[Path]:
 
 def sidecar(groom: Path, tag: str, suffix: str) -> Path:
     return groom.with_name(f"{groom.stem}_{tag}{suffix}" if tag else f"{groom.stem}{suffix}")
-
-
-class TqdmProgress:
-    """One bar per phase; the diffusion bar advances per step."""
-
-    def __init__(self, label: str, enabled: bool) -> None:
-        self.label = label
-        self.enabled = enabled
-        self.bar: Any = None
-        self.phase = ""
-
-    def __call__(self, phase: str, step: int, total: int) -> None:
-        if not self.enabled:
-            return
-        from tqdm import tqdm
-
-        if phase != self.phase:
-            self.close()
-            self.phase = phase
-            self.bar = tqdm(total=max(total, 1), desc=f"{self.label} {phase}", unit="step",
-                            leave=True, file=sys.stderr, dynamic_ncols=True)
-        if self.bar is not None:
-            if total != self.bar.total:
-                self.bar.total = max(total, 1)
-            self.bar.n = step
-            self.bar.refresh()
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
 
 
 def run(args: argparse.Namespace) -> int:

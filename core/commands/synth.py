@@ -28,18 +28,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
+    from tressel.progress import TqdmProgress
     from tressel.synth.dataset import synthesize
 
-    bar = tqdm(total=args.count, unit="groom", desc="synth")
-
-    def progress(phase: str, step: int, total: int) -> None:
-        bar.n = step
-        bar.refresh()
-
+    progress = TqdmProgress(unit="groom")
     try:
         out = synthesize(args.out, args.count, args.seed, args.strands, args.size, progress)
     finally:
-        bar.close()
+        progress.close()
     print(f"wrote {args.count} grooms to {out}")
     return 0

@@ -45,22 +45,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
     from tressel.errors import ConfigError
+    from tressel.progress import TqdmProgress
     from tressel.train import recipe as stages
 
     recipe = stages.Recipe.load(args.recipe)
     work = stages.Workdir(args.work)
-    bars: dict[str, tqdm] = {}
-
-    def progress(phase: str, step: int, total: int) -> None:
-        bar = bars.get(phase)
-        if bar is None or bar.total != total:
-            if bar is not None:
-                bar.close()
-            bar = bars[phase] = tqdm(total=total, desc=phase, unit="step", leave=False)
-        bar.n = step
-        bar.refresh()
+    progress = TqdmProgress(leave=False)
 
     def run_stage(stage: str) -> None:
         t0 = time.perf_counter()
@@ -80,9 +71,7 @@ def run(args: argparse.Namespace) -> int:
             if args.out is None:
                 raise ConfigError("the bundle stage needs --out FOLDER")
             result = {"bundle": str(stages.stage_bundle(recipe, work, args.out))}
-        for bar in bars.values():
-            bar.close()
-        bars.clear()
+        progress.close()
         print(f"{stage}: done in {time.perf_counter() - t0:.1f}s {json.dumps(result)}")
 
     if args.stage == "all":
