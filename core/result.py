@@ -33,7 +33,7 @@ class HairMaterial:
     raw: list[float] = field(default_factory=list)  # all 11 rgb2material outputs
 
     @classmethod
-    def from_raw(cls, raw: list[float]) -> "HairMaterial":
+    def from_raw(cls, raw: list[float]) -> HairMaterial:
         named = {name: float(raw[index]) for name, index in MATERIAL_CHANNELS.items()}
         return cls(**named, raw=[float(v) for v in raw])
 

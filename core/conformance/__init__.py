@@ -11,9 +11,10 @@ from __future__ import annotations
 import importlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -176,7 +177,7 @@ def run_case(case: Case, debug: bool = False) -> CaseResult:
         produced = get_handler(case.kind)(case)
         comparisons = []
         expected = case.expected(debug=debug)
-        debug_names = set((case.entry.get("debug_expected") or {}))
+        debug_names = set(case.entry.get("debug_expected") or {})
         for name, exp in expected.items():
             atol, rtol = case.tolerance(name)
             if name not in produced:
