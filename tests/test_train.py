@@ -36,6 +36,7 @@ def tiny_recipe(tmp_path, steps: int = 2) -> dict:
                                  "cross_condition_dim": 64},
                       "train": {**train, "batch_size": 2}},
         "sampler": {"steps": 2},
+        "eval": {"count": 1, "max_strands": 50},
     }
 
 
@@ -71,6 +72,40 @@ def test_train_all_writes_every_stage_and_a_loadable_bundle(trained):
     assert bundle.manifest["source"]["recipe"]["name"] == "tiny-demo"
     card = (bundle_dir / "MODEL_CARD.md").read_text()
     assert "not DiffLocks" in card and "tressel train all" in card
+    evaluation = json.loads((work / "eval.json").read_text())
+    assert evaluation["bundle_hash"] == bundle.content_hash
+    assert set(evaluation["summary"]) == {"image", "ignore_image"}
+    chamfer = evaluation["summary"]["image"]["chamfer_mm"]
+    assert f"| chamfer_mm | {chamfer:.4g} |" in card
+
+
+@pytest.mark.slow
+def test_train_all_again_rebuilds_the_same_bundle_without_retraining(trained, capsys):
+    """A re-run skips every finished stage (evaluation included, since the bundle it measured
+    is rebuilt byte for byte) and writes the same files; a stale evaluation is never shown."""
+    _, recipe, work, bundle_dir = trained
+    before = {p.name: p.read_bytes() for p in bundle_dir.iterdir()}
+    capsys.readouterr()
+    assert main(["train", "all", "--recipe", str(recipe), "--work", str(work),
+                 "--out", str(bundle_dir)]) == 0
+    printed = capsys.readouterr().out
+    for stage in ("data", "strand-codec", "diffusion", "eval"):
+        assert f"{stage}: already done, skipped" in printed
+    assert {p.name: p.read_bytes() for p in bundle_dir.iterdir()} == before
+
+    stale = json.loads((work / "eval.json").read_text())
+    elsewhere = bundle_dir.parent / "stale_card_bundle"
+    assert main(["train", "bundle", "--recipe", str(recipe), "--work", str(work),
+                 "--out", str(elsewhere)]) == 0
+    assert "| chamfer_mm |" in (elsewhere / "MODEL_CARD.md").read_text()
+    (work / "eval.json").write_text(json.dumps({**stale, "bundle_hash": "0" * 64}))
+    try:
+        assert main(["train", "bundle", "--recipe", str(recipe), "--work", str(work),
+                     "--out", str(elsewhere)]) == 0
+        card = (elsewhere / "MODEL_CARD.md").read_text()
+        assert "Not evaluated yet" in card and "| chamfer_mm |" not in card
+    finally:
+        (work / "eval.json").write_text(json.dumps(stale))
 
 
 @pytest.mark.slow

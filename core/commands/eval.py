@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     from tressel.bundles import default_bundle
     from tressel.progress import TqdmProgress
     from tressel.synth.dataset import write_json
-    from tressel.train.evaluate import evaluate, format_summary
+    from tressel.train.evaluate import eval_record, evaluate, format_summary
 
     bundle = default_bundle(args.model)
     progress = TqdmProgress(unit="groom")
@@ -45,7 +45,5 @@ def run(args: argparse.Namespace) -> int:
           f"{args.data} in {result.seconds:.0f}s")
     print(format_summary(result))
     if args.json:
-        write_json(args.json, {"bundle": bundle.name, "bundle_hash": bundle.content_hash,
-                               "data": str(args.data), "seconds": result.seconds,
-                               "summary": result.summary, "per_groom": result.per_groom})
+        write_json(args.json, eval_record(bundle, args.data, result))
     return 0

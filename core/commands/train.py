@@ -14,6 +14,8 @@ STAGE_HELP = {
     "rgb2material": "hair material (melanin, redness, root darkness) from the image features",
     "diffusion": "the HDiT scalp-texture diffusion model on the textures and image features",
     "bundle": "assemble the trained networks and Tressel's scalp into a model bundle",
+    "eval": "score the bundle on the held-out grooms (the recipe's eval: section) and put the "
+            "numbers in its MODEL_CARD.md",
     "all": "every stage in order (synthetic data first), skipping finished ones",
 }
 
@@ -26,8 +28,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "Train one stage of a recipe (YAML with every config and seed, e.g. "
             "recipes/demo.yaml). Stages write into WORK/<stage>/: checkpoint.pt (resumable "
             "with --resume), losses.jsonl (one line per logged step), final.safetensors (EMA "
-            "weights) and metrics.json. `all` runs synth, every stage and the bundle, skipping "
-            "stages that already finished."
+            "weights) and metrics.json. `all` runs synth, every stage, the bundle and its evaluation, "
+            "skipping stages that already finished (so re-running it after an interruption "
+            "continues where it stopped)."
         ),
         epilog="example: tressel train all --recipe recipes/demo.yaml --work runs/demo "
                "--out runs/demo/bundle",
@@ -36,7 +39,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="; ".join(f"{k}: {v}" for k, v in STAGE_HELP.items()))
     p.add_argument("--recipe", type=Path, required=True, help="recipe YAML")
     p.add_argument("--work", type=Path, required=True, help="work folder (data, checkpoints)")
-    p.add_argument("--out", type=Path, help="bundle folder to write (stages bundle and all)")
+    p.add_argument("--out", type=Path,
+                   help="bundle folder to write (stages bundle, eval and all)")
     p.add_argument("--resume", action="store_true",
                    help="continue a stage from its checkpoint.pt")
     p.add_argument("--force", action="store_true",
@@ -67,10 +71,12 @@ def run(args: argparse.Namespace) -> int:
             result = stages.stage_rgb2material(recipe, work, args.resume, progress)
         elif stage == "diffusion":
             result = stages.stage_diffusion(recipe, work, args.resume, progress)
-        else:
-            if args.out is None:
-                raise ConfigError("the bundle stage needs --out FOLDER")
+        elif args.out is None:
+            raise ConfigError(f"the {stage} stage needs --out BUNDLE_FOLDER")
+        elif stage == "bundle":
             result = {"bundle": str(stages.stage_bundle(recipe, work, args.out))}
+        else:
+            result = stages.stage_eval(recipe, work, args.out, progress)
         progress.close()
         print(f"{stage}: done in {time.perf_counter() - t0:.1f}s {json.dumps(result)}")
 
@@ -79,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError("`tressel train all` needs --out FOLDER for the bundle")
         t0 = time.perf_counter()
         for stage in stages.STAGES:
-            if stage != "bundle" and not args.force and stages.stage_done(work, stage):
+            if stage != "bundle" and not args.force and stages.stage_done(work, stage, args.out):
                 print(f"{stage}: already done, skipped")
                 continue
             run_stage(stage)

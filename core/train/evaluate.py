@@ -126,6 +126,13 @@ def evaluate(bundle, dataset: Path, count: int | None = None, max_strands: int =
     return EvalResult(rows, summary, time.perf_counter() - t0)
 
 
+def eval_record(bundle, dataset: Path, result: EvalResult) -> dict:
+    """What `tressel eval --json` and the recipe's eval stage write: every number, and the
+    bundle it was measured on (so a stale record is never shown for a rebuilt bundle)."""
+    return {"bundle": bundle.name, "bundle_hash": bundle.content_hash, "data": str(dataset),
+            "seconds": result.seconds, "summary": result.summary, "per_groom": result.per_groom}
+
+
 def format_summary(result: EvalResult) -> str:
     """A small plain-text table: one row per metric, one column per mode."""
     modes = list(result.summary)

@@ -65,6 +65,8 @@ def model_card(recipe: dict[str, Any], metrics: dict[str, Any], evaluation: dict
         "",
     ]
     for stage, values in metrics.items():
+        # Wall time is left out so that a rebuild writes the same card (it is in metrics.json).
+        values = {k: v for k, v in values.items() if k != "seconds"}
         lines.append(f"- **{stage}**: `{json.dumps(values)}`")
     lines += ["", "## Evaluation on held-out synthetic grooms", ""]
     if evaluation:
@@ -77,8 +79,8 @@ def model_card(recipe: dict[str, Any], metrics: dict[str, Any], evaluation: dict
         ]
         lines += _table(evaluation["summary"])
     else:
-        lines.append("Not evaluated yet: run `tressel eval --data WORK/data/heldout --model "
-                     "BUNDLE --json WORK/eval.json`, then `tressel train bundle` again.")
+        lines.append("Not evaluated yet: add an `eval:` section to the recipe and run "
+                     "`tressel train eval --recipe RECIPE --work WORK --out BUNDLE`.")
     lines += [
         "",
         "## Limits",

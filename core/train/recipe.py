@@ -10,6 +10,8 @@ already exists (so `tressel train all` resumes after an interruption):
     rgb2material  material from the patch features           -> rgb2material/final.safetensors
     diffusion     HDiT on textures + features                -> diffusion/final.safetensors
     bundle        every network + Tressel's scalp -> a `tressel-bundle/1` folder + MODEL_CARD.md
+    eval          `tressel eval` of that bundle on the held-out set (the recipe's `eval:`
+                  section) -> eval.json, and the numbers in MODEL_CARD.md
 
 Each stage seeds torch from the recipe and runs with `threads` CPU threads, so a re-run of the
 same recipe on the same machine and library versions rebuilds the same weights.
@@ -29,8 +31,9 @@ from tressel.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
+# New stages go at the end: a stage's seed is its index here.
 STAGES = ("data", "strand-codec", "image-encoder", "textures", "rgb2material", "diffusion",
-          "bundle")
+          "bundle", "eval")
 
 
 @dataclass
@@ -406,13 +409,48 @@ def stage_bundle(recipe: Recipe, work: Workdir, out: Path, progress=None, cancel
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+    _write_card(recipe, work, out)
+    return out
+
+
+def _evaluation(work: Workdir, out: Path) -> dict | None:
+    """WORK/eval.json when it was measured on the bundle now at `out`, else None."""
+    from tressel.bundles import Bundle
+
+    path = work.root / "eval.json"
+    if not path.is_file() or not (Path(out) / "manifest.json").is_file():
+        return None
+    evaluation = json.loads(path.read_text())
+    if evaluation.get("bundle_hash") != Bundle.open(out).content_hash:
+        return None
+    return evaluation
+
+
+def _write_card(recipe: Recipe, work: Workdir, out: Path) -> None:
     from tressel.train.model_card import write_model_card
 
-    eval_path = work.root / "eval.json"
-    evaluation = json.loads(eval_path.read_text()) if eval_path.is_file() else None
-    write_model_card(out, recipe.raw, stage_metrics(work), evaluation)
-    (out / "MODEL_CARD.md").chmod(0o644)
-    return out
+    write_model_card(out, recipe.raw, stage_metrics(work), _evaluation(work, out))
+    (Path(out) / "MODEL_CARD.md").chmod(0o644)
+
+
+def stage_eval(recipe: Recipe, work: Workdir, out: Path, progress=None, cancel=None) -> dict:
+    """Score the bundle at `out` on the held-out grooms (`tressel eval` with the recipe's
+    `eval:` settings), keep every number in WORK/eval.json and put the summary in the card."""
+    from tressel.bundles import Bundle
+    from tressel.train.evaluate import eval_record, evaluate
+
+    settings = recipe.get("eval")
+    if not settings:
+        return {"skipped": "the recipe has no eval section"}
+    _setup(recipe, "eval")
+    bundle = Bundle.open(out)
+    data = work.data("heldout")
+    result = evaluate(bundle, data, settings.get("count"), int(settings.get("max_strands", 3000)),
+                      int(settings.get("seed", 0)), progress, cancel)
+    _write_json(work.root / "eval.json", eval_record(bundle, data, result))
+    _write_card(recipe, work, out)
+    return {mode: {k: round(v, 4) for k, v in values.items() if k in ("chamfer_mm", "f1@10mm")}
+            for mode, values in result.summary.items()}
 
 
 def stage_metrics(work: Workdir) -> dict:
@@ -425,8 +463,10 @@ def stage_metrics(work: Workdir) -> dict:
     return out
 
 
-def stage_done(work: Workdir, stage: str) -> bool:
+def stage_done(work: Workdir, stage: str, out: Path | None = None) -> bool:
     folder = work.root / stage.replace("-", "_")
+    if stage == "eval":
+        return out is not None and _evaluation(work, out) is not None
     if stage == "data":
         return all((work.data(s) / "dataset.json").is_file() for s in ("train", "heldout"))
     if stage == "image-encoder":
