@@ -316,3 +316,33 @@ def test_cli_status_logs_and_stop(daemon, tmp_path):
     status = subprocess.run([PYTHON, "-m", "tressel.daemon", "status"], env=env, cwd=REPO,
                             capture_output=True, text=True, timeout=60, check=False)
     assert status.returncode == 3 and "not answering" in status.stdout
+
+
+def test_result_cache_keeps_the_recently_used_layers_under_its_limit(tmp_path):
+    # Each test-engine layer is ~250 bytes: a 600-byte limit holds two of them.
+    proc = Daemon(tmp_path / "state", args=["--cache-max-gb", str(600 / 2**30)])
+    client = proc.start()
+    try:
+        images = [write_png(tmp_path / f"p{i}.png", seed=20 + i) for i in range(3)]
+        first, second = (client.wait(client.submit(p).id, timeout=60) for p in images[:2])
+        # Using the first layer again makes the second the least recently used.
+        client.fetch_result(first.id, tmp_path / "first.usda")
+        third = client.wait(client.submit(images[2]).id, timeout=60)
+        assert third.state == "succeeded"
+        with pytest.raises(DaemonError) as gone:
+            client.fetch_result(second.id, tmp_path / "second.usda")
+        assert gone.value.status == 410 and "submit the job again" in str(gone.value)
+        assert not (tmp_path / "second.usda").exists()
+        for job in (first, third):
+            client.fetch_result(job.id, tmp_path / f"{job.id}.usda")
+        health = client.health()
+        assert health["cache"]["layers"] == 2 and health["cache"]["bytes"] <= 600
+        assert health["limits"]["cache_max_bytes"] == 600
+        # Submitted again, the evicted job runs again instead of being a cache hit.
+        again = client.wait(client.submit(images[1]).id, timeout=60)
+        assert again.state == "succeeded" and not again.cached
+        client.fetch_result(again.id, tmp_path / "again.usda")
+        assert "evicted 1 least recently used layer" in proc.output() + (
+            proc.state_dir / "daemon.log").read_text()
+    finally:
+        proc.stop()

@@ -45,6 +45,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="largest accepted image file in MB (default 64)")
     start.add_argument("--max-megapixels", type=float, default=40.0,
                        help="largest accepted image in megapixels (default 40)")
+    start.add_argument("--cache-max-gb", type=float, default=20.0,
+                       help="result cache size limit in GB; the least recently used layers "
+                       "are deleted beyond it (default 20, 0 for no limit)")
     start.add_argument("--preload", action="store_true",
                        help="load the default bundle at start instead of at the first job")
     start.add_argument("--timeout", type=float, default=120.0,
@@ -112,7 +115,7 @@ def run_start(args: argparse.Namespace) -> int:
         return 0
 
     from tressel.client import ENV_LAUNCH_ID
-    from tressel.daemon.config import MB, DaemonConfig
+    from tressel.daemon.config import GB, MB, DaemonConfig
     from tressel.daemon.server import run_daemon
 
     config = DaemonConfig(
@@ -120,6 +123,7 @@ def run_start(args: argparse.Namespace) -> int:
         default_bundle=args.bundle, allowed_roots=[p.resolve() for p in args.allow_root],
         allowed_hosts=args.allow_host, max_upload_bytes=int(args.max_upload_mb * MB),
         max_pixels=int(args.max_megapixels * 1e6), preload=args.preload,
+        cache_max_bytes=int(args.cache_max_gb * GB),
     )
     # A detached daemon's stderr is a file: its log already goes to daemon.log.
     return run_daemon(config, log_to_stderr=not os.environ.get(ENV_LAUNCH_ID))
@@ -129,7 +133,8 @@ def _foreground_args(args: argparse.Namespace) -> list[str]:
     """This `start` command line without --detach, for the detached process to run."""
     argv = ["--host", args.host, "--port", str(args.port),
             "--max-upload-mb", str(args.max_upload_mb),
-            "--max-megapixels", str(args.max_megapixels)]
+            "--max-megapixels", str(args.max_megapixels),
+            "--cache-max-gb", str(args.cache_max_gb)]
     for device in args.device:
         argv += ["--device", device]
     if args.bundle:
@@ -222,6 +227,10 @@ def run_status(args: argparse.Namespace) -> int:
     if rss:
         print(f"  process memory {rss / 1e9:.2f} GB")
     print(f"  jobs: {health['queue']['running']} running, {health['queue']['queued']} queued")
+    cache, limit = health.get("cache"), health["limits"].get("cache_max_bytes")
+    if cache is not None:
+        print(f"  result cache: {cache['layers']} layer(s), {cache['bytes'] / 2**30:.2f} GB"
+              + (f" of {limit / 2**30:.1f} GB" if limit else " (no limit)"))
     for model in client.models():
         flags = ", ".join(f for f in ("loaded" if model["loaded"] else "",
                                       "default" if model["default"] else "") if f)

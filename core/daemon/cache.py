@@ -5,6 +5,10 @@ the writer options, the seed, the output format and the Tressel version, so an i
 request is answered with the stored layer without running the model. A layer appears in the
 cache only through `os.replace` of a complete, fsynced temp file in the same folder, so a
 crash leaves either the whole file or none; leftover temp files are swept at start.
+
+The cache is bounded: every lookup that finds a layer marks it used (its mtime), and
+`evict` deletes the least recently used layers until the folder is under its size limit.
+A job whose layer was evicted answers 410 and is simply submitted again.
 """
 
 from __future__ import annotations
@@ -63,8 +67,15 @@ class ResultCache:
         return self.root / key[:2] / f"{key}.{fmt}"
 
     def lookup(self, key: str, fmt: str) -> Path | None:
+        """The stored layer, marked as just used; None when there is none."""
         path = self.path(key, fmt)
-        return path if path.is_file() and path.stat().st_size > 0 else None
+        if not path.is_file() or path.stat().st_size == 0:
+            return None
+        try:
+            os.utime(path)
+        except OSError:  # a read-only cache still answers; only its eviction order suffers
+            pass
+        return path
 
     def temp_path(self, key: str, fmt: str) -> Path:
         """A unique temp name beside the final file (same filesystem, so the rename is atomic);
@@ -86,6 +97,42 @@ class ResultCache:
 
     def entries(self) -> list[Path]:
         return sorted(p for p in self.root.glob("*/*") if not p.name.startswith("."))
+
+    def usage(self) -> tuple[int, int]:
+        """(layers, bytes) stored now."""
+        sizes = [_stat(p)[1] for p in self.entries()]
+        return len(sizes), sum(sizes)
+
+    def evict(self, max_bytes: int, keep: Path | None = None) -> list[Path]:
+        """Delete the least recently used layers until at most `max_bytes` remain; `keep` (the
+        layer just written) is never deleted, even when it alone is over the limit."""
+        stats = [(_stat(p), p) for p in self.entries()]
+        total = sum(size for (_, size), _ in stats)
+        removed = []
+        for (_, size), path in sorted(stats, key=lambda item: item[0][0]):
+            if total <= max_bytes:
+                break
+            if keep is not None and path == keep:
+                continue
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                log.warning("cannot evict %s from the result cache: %s", path, exc)
+                continue
+            total -= size
+            removed.append(path)
+        return removed
+
+
+def _stat(path: Path) -> tuple[int, int]:
+    """(last use in ns, size); a file deleted meanwhile counts as empty and long unused."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return 0, 0
+    return st.st_mtime_ns, st.st_size
 
 
 def publish(tmp: Path, final: Path) -> Path:

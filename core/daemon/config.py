@@ -11,6 +11,7 @@ from tressel.daemon.lock import LOCK_FILE
 
 ENV_ENGINE = "TRESSEL_DAEMON_ENGINE"
 MB = 1024 * 1024
+GB = 1024 * MB
 
 
 @dataclass
@@ -29,6 +30,7 @@ class DaemonConfig:
     keepalive_s: float = 10.0  # SSE comment interval: lets clients tell silence from a hang
     preload: bool = False  # load the default bundle at start, not at the first job
     recent_jobs: int = 1000  # finished jobs kept in the database
+    cache_max_bytes: int = 20 * GB  # result cache size limit (least recently used go); 0: none
     # "module:factory" returning an engine; only for tests of the daemon's own machinery.
     engine: str | None = field(default_factory=lambda: os.environ.get(ENV_ENGINE) or None)
 

@@ -75,6 +75,7 @@ class JobManager:
         self._pending_cancels: set[str] = set()
         self._lock = threading.Lock()
         self._inputs_lock = threading.Lock()
+        self._cache_lock = threading.Lock()
         self._wake = threading.Condition()
         self._stopping = threading.Event()
         self.shutting_down = False  # set from a signal handler when a stop begins
@@ -100,6 +101,7 @@ class JobManager:
             log.error("job %s was interrupted repeatedly: marked failed", job_id)
         self.store.prune(self.config.recent_jobs)
         self._gc_inputs()
+        self._evict()
         for worker in self._workers:
             worker.start()
 
@@ -289,8 +291,10 @@ class JobManager:
                 self.engine.run_job(engine_job, progress, flag)
             finally:
                 engine_job.temp_path.unlink(missing_ok=True)
-            if self.cache.lookup(job.cache_key, job.format) is None:
+            result = self.cache.lookup(job.cache_key, job.format)
+            if result is None:
                 raise RuntimeError("the engine returned without writing the result")
+            self._evict(keep=result)
             self._end(job.id, SUCCEEDED)
         except Cancelled:
             if flag.reason == "shutdown":
@@ -322,6 +326,17 @@ class JobManager:
         if job is not None:
             self.bus.publish(job_id, "end", self.view(job))
             log.info("job %s %s%s", job_id, job.state, f": {error}" if error else "")
+
+    def _evict(self, keep: Path | None = None) -> None:
+        """Hold the result cache to its size limit (least recently used layers go first)."""
+        limit = self.config.cache_max_bytes
+        if limit <= 0:
+            return
+        with self._cache_lock:
+            removed = self.cache.evict(limit, keep)
+        if removed:
+            log.info("result cache over %.1f GB: evicted %d least recently used layer(s)",
+                     limit / 2**30, len(removed))
 
     def _announce_queue(self) -> None:
         for position, job_id in enumerate(self.store.queued_ids()):

@@ -85,6 +85,7 @@ class Health(BaseModel):
     memory: dict[str, int]
     queue: dict[str, int]
     limits: dict[str, Any]
+    cache: dict[str, int]  # result layers stored now: {"layers": n, "bytes": b}
 
 
 class Problem(BaseModel):

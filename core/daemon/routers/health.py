@@ -18,6 +18,7 @@ def health(request: Request) -> Health:
     manager = request.app.state.manager
     config = manager.config
     counts = manager.store.counts()
+    layers, stored = manager.cache.usage()
     return Health(
         status="stopping" if manager.stopping else "ok",
         version=__version__,
@@ -30,7 +31,9 @@ def health(request: Request) -> Health:
             "max_upload_bytes": config.max_upload_bytes,
             "max_pixels": config.max_pixels,
             "path_jobs": bool(config.allowed_roots),
+            "cache_max_bytes": config.cache_max_bytes,
         },
+        cache={"layers": layers, "bytes": stored},
     )
 
 
