@@ -28,10 +28,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="view angles in degrees about the vertical (default 0 90)")
     args = parser.parse_args(argv)
 
+    from tressel.errors import TresselError
     from tressel.synth.render import render_groom, write_png
     from tressel.usd import read_groom
 
-    hair = read_groom(args.groom)
+    try:
+        hair = read_groom(args.groom)
+    except TresselError as exc:
+        parser.exit(1, f"render_groom: error: {exc}\n")
     m = hair.material
     views = [render_groom(hair.positions, m.melanin, m.redness,
                           (m.root_darkness_start, m.root_darkness_end, m.root_darkness_strength),

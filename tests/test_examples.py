@@ -52,3 +52,12 @@ def test_render_groom_draws_the_layer_on_the_head_in_both_views(tmp_path):
         assert 0.03 < changed.mean() < 0.8  # hair drawn, the head still visible
         # Light, red hair: the changed pixels are redder than they are blue.
         assert (view[changed][:, 0].astype(int) - view[changed][:, 2]).mean() > 20
+
+
+def test_render_groom_says_what_is_wrong_with_a_missing_layer(tmp_path):
+    proc = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path / "nope.usdc"),
+                           str(tmp_path / "nope.png")],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "groom layer not found" in proc.stderr and "nope.usdc" in proc.stderr
+    assert not (tmp_path / "nope.png").exists()
