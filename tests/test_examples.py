@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from tressel.images import load_image
 from tressel.result import HairMaterial, HairResult
 from tressel.synth.groom import generate_groom
 from tressel.synth.head import scalp_points
@@ -14,16 +15,6 @@ from tressel.synth.render import render_groom
 from tressel.usd import write_groom
 
 SCRIPT = Path(__file__).resolve().parents[1] / "examples" / "render_groom.py"
-
-
-def read_png(path: Path) -> np.ndarray:
-    import OpenImageIO as oiio
-
-    image = oiio.ImageInput.open(str(path))
-    assert image is not None, oiio.geterror()
-    pixels = image.read_image(format="uint8")
-    image.close()
-    return pixels
 
 
 def test_render_groom_draws_the_layer_on_the_head_in_both_views(tmp_path):
@@ -42,7 +33,7 @@ def test_render_groom_draws_the_layer_on_the_head_in_both_views(tmp_path):
                           capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stderr
     assert "400 strands, 2 views" in proc.stdout
-    image = read_png(png)
+    image = np.round(load_image(png).rgb * 255).astype(np.uint8)  # exact for 8-bit files
     assert image.shape == (96, 192, 3)
 
     for view, yaw in ((image[:, :96], 0.0), (image[:, 96:], 90.0)):

@@ -197,6 +197,7 @@ def _wait_released(state_dir: Path, timeout: float) -> bool:
 
 
 def run_status(args: argparse.Namespace) -> int:
+    from tressel.daemon.config import GB
     from tressel.daemon.lock import is_held
 
     state_dir = _state_dir(args)
@@ -229,8 +230,8 @@ def run_status(args: argparse.Namespace) -> int:
     print(f"  jobs: {health['queue']['running']} running, {health['queue']['queued']} queued")
     cache, limit = health.get("cache"), health["limits"].get("cache_max_bytes")
     if cache is not None:
-        print(f"  result cache: {cache['layers']} layer(s), {cache['bytes'] / 2**30:.2f} GB"
-              + (f" of {limit / 2**30:.1f} GB" if limit else " (no limit)"))
+        print(f"  result cache: {cache['layers']} layer(s), {cache['bytes'] / GB:.2f} GB"
+              + (f" of {limit / GB:.1f} GB" if limit else " (no limit)"))
     for model in client.models():
         flags = ", ".join(f for f in ("loaded" if model["loaded"] else "",
                                       "default" if model["default"] else "") if f)

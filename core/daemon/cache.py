@@ -69,7 +69,7 @@ class ResultCache:
     def lookup(self, key: str, fmt: str) -> Path | None:
         """The stored layer, marked as just used; None when there is none."""
         path = self.path(key, fmt)
-        if not path.is_file() or path.stat().st_size == 0:
+        if _stat(path)[1] == 0:  # missing, or empty
             return None
         try:
             os.utime(path)
@@ -112,7 +112,7 @@ class ResultCache:
         for (_, size), path in sorted(stats, key=lambda item: item[0][0]):
             if total <= max_bytes:
                 break
-            if keep is not None and path == keep:
+            if path == keep:
                 continue
             try:
                 path.unlink()

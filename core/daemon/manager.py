@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from tressel.daemon.cache import ResultCache, cache_key, publish
-from tressel.daemon.config import DaemonConfig
+from tressel.daemon.config import GB, DaemonConfig
 from tressel.daemon.engine import Engine, EngineJob
 from tressel.daemon.events import EventBus
 from tressel.daemon.store import (
@@ -336,7 +336,7 @@ class JobManager:
             removed = self.cache.evict(limit, keep)
         if removed:
             log.info("result cache over %.1f GB: evicted %d least recently used layer(s)",
-                     limit / 2**30, len(removed))
+                     limit / GB, len(removed))
 
     def _announce_queue(self) -> None:
         for position, job_id in enumerate(self.store.queued_ids()):

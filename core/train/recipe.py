@@ -445,8 +445,9 @@ def stage_eval(recipe: Recipe, work: Workdir, out: Path, progress=None, cancel=N
     _setup(recipe, "eval")
     bundle = Bundle.open(out)
     data = work.data("heldout")
-    result = evaluate(bundle, data, settings.get("count"), int(settings.get("max_strands", 3000)),
-                      int(settings.get("seed", 0)), progress, cancel)
+    # Unset keys keep evaluate()'s defaults, the same as `tressel eval`'s.
+    chosen = {k: settings[k] for k in ("count", "max_strands", "seed") if k in settings}
+    result = evaluate(bundle, data, progress=progress, cancel=cancel, **chosen)
     _write_json(work.root / "eval.json", eval_record(bundle, data, result))
     _write_card(recipe, work, out)
     return {mode: {k: round(v, 4) for k, v in values.items() if k in ("chamfer_mm", "f1@10mm")}
