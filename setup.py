@@ -1,6 +1,30 @@
 """Tressel: photo to USD hair groom (DiffLocks-compatible inference, USD layers, DCC hosts)."""
 
+import shutil
+from pathlib import Path
+
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
+
+HERE = Path(__file__).resolve().parent
+
+
+class BuildPyWithHosts(build_py):
+    """Ship the DCC host folders (`hosts/`) inside the package as `tressel/data/hosts`.
+
+    `tressel hosts install` points Maya, Houdini and Blender at them, so a wheel install needs
+    them as much as a checkout does (where `tressel.hosting.install` finds `hosts/` itself).
+    """
+
+    def run(self) -> None:
+        super().run()
+        if self.editable_mode:
+            return
+        target = Path(self.build_lib) / "tressel" / "data" / "hosts"
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree(HERE / "hosts", target,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+
 
 # The core is importable as `tressel` from the `core/` folder (DESIGN.md "Layout").
 PACKAGES = ["tressel"] + [f"tressel.{name}" for name in find_packages("core")]
@@ -37,5 +61,6 @@ setup(
         "tqdm",
     ],
     extras_require=EXTRAS,
+    cmdclass={"build_py": BuildPyWithHosts},
     entry_points={"console_scripts": ["tressel = tressel.cli:main"]},
 )

@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "conformance",
     "daemon",
     "submit",
+    "hosts",
     "synth",
     "train",
     "eval",
