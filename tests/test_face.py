@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -303,3 +304,24 @@ def test_small_model_inputs_are_area_filtered_but_770_is_difflocks_bilinear():
     np.testing.assert_array_equal(cut_crop(frame, CropBox(0, 0, 900), CROP_SIZE),
                                   cv2.resize(frame, (CROP_SIZE, CROP_SIZE),
                                              interpolation=cv2.INTER_LINEAR))
+
+
+@pytest.mark.skipif(not os.environ.get("TRESSEL_TEST_FACE_LANDMARKER"),
+                    reason="live check against MediaPipe: set TRESSEL_TEST_FACE_LANDMARKER to a "
+                           "face_landmarker.task and install mediapipe")
+def test_default_crop_matches_live_face_landmarker(portraits):
+    pytest.importorskip("mediapipe")
+    task = os.environ["TRESSEL_TEST_FACE_LANDMARKER"]
+    compared = 0
+    for name, photo in portraits.items():
+        for variant in VARIANTS:
+            image = make_variant(photo, variant)
+            try:
+                exact = crop_face(image, landmarker_model=task)
+            except FaceNotFoundError:
+                continue  # too small for the FaceLandmarker (the stored reference covers it)
+            ours = crop_face(image)
+            assert ours.detector == "face-mesh"
+            assert_close_box(ours.box, exact.box, tolerance=0.01)
+            compared += 1
+    assert compared >= len(PORTRAITS) * 3
