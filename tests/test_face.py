@@ -313,7 +313,7 @@ def test_default_crop_matches_live_face_landmarker(portraits):
     pytest.importorskip("mediapipe")
     task = os.environ["TRESSEL_TEST_FACE_LANDMARKER"]
     compared = 0
-    for name, photo in portraits.items():
+    for photo in portraits.values():
         for variant in VARIANTS:
             image = make_variant(photo, variant)
             try:
