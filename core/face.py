@@ -274,7 +274,7 @@ class MeshSearch:
     """What the built-in face mesh found in one photo."""
 
     points: CropLandmarks | None
-    faces_found: int  # faces with confident landmarks
+    faces_found: int  # faces with confident landmarks (1 when an unconfident one is used)
     detections: int  # faces the detector proposed
     face_box: tuple[int, int, int, int] | None
     approximate: bool  # no confident landmarks: the best unconfident mesh was used
@@ -304,7 +304,8 @@ def detect_face_mesh(frame: np.ndarray) -> MeshSearch:
         return MeshSearch(None, 0, len(detections), None, False)
     x, y, w, h = chosen.detection.box
     return MeshSearch(landmarks_from_mediapipe(chosen.normalized_xy(width, height), width, height),
-                      len(confident), len(detections), (round(x), round(y), round(w), round(h)),
+                      len(confident) or 1, len(detections),
+                      (round(x), round(y), round(w), round(h)),
                       approximate)
 
 
