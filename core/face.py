@@ -8,14 +8,17 @@ and the two face-contour points 234 and 454 ("cheeks"):
     window = [cx - size//2, cx - size//2 + size) x [cy - size//2, ...), black outside the image,
     resized to 770x770 with cv2's default bilinear filter.
 
-Two detectors produce those four points:
+Three detectors produce those four points:
 
-* `mediapipe` (exact): the FaceLandmarker itself, used when the user points Tressel at a
-  `face_landmarker.task` model file (argument or `TRESSEL_FACE_LANDMARKER`). mediapipe is an
-  optional package that Tressel neither requires nor downloads models for.
-* `opencv-haar` (default, approximate): the frontal-face Haar cascade shipped in
-  opencv-python-headless. Its square box is mapped to the four points with `HAAR_*` factors (see
-  `HaarFactors` for how they were chosen), so the same crop rule applies.
+* `face-mesh` (default): the face detector and face mesh models of MediaPipe's
+  `face_landmarker.task`, shipped with Tressel and run with LiteRT (`tressel.face_mesh`). The
+  same models DiffLocks uses, so the same landmarks (tests/test_face.py measures how close).
+* `mediapipe`: the FaceLandmarker itself, used when the user points Tressel at a
+  `face_landmarker.task` model file (argument or `TRESSEL_FACE_LANDMARKER`) and has installed
+  the optional `mediapipe` package.
+* `opencv-haar` (fallback, approximate): the frontal-face Haar cascade shipped in
+  opencv-python-headless, used only where LiteRT cannot run. Its square box is mapped to the
+  four points with `HAAR_*` factors (see `HaarFactors`), so the same crop rule applies.
 """
 
 from __future__ import annotations
@@ -44,6 +47,11 @@ LANDMARK_FOREHEAD = 10
 LANDMARK_LEFT_CHEEK = 234
 LANDMARK_RIGHT_CHEEK = 454
 MEDIAPIPE_MAX_FACES = 4
+MAX_MESH_FACES = 8
+UNCONFIDENT_MIN_DETECTION = 0.7
+UNCONFIDENT_MIN_PRESENCE = 0.01  # the built-in mesh runs on at most this many detections (best scores first)
+DETECTORS = ("auto", "face-mesh", "opencv-haar")
+DETECTOR_ENV = "TRESSEL_FACE_DETECTOR"
 
 LANDMARKER_ENV = "TRESSEL_FACE_LANDMARKER"
 # Larger photos are searched at this longest side: Haar cost grows with pixel count, and a face
@@ -120,9 +128,11 @@ class FaceCrop:
 
     image: np.ndarray
     box: CropBox
-    detector: str  # "mediapipe", "opencv-haar" or "none" (crop=False)
+    detector: str  # "face-mesh", "mediapipe", "opencv-haar" or "none" (crop=False)
     landmarks: CropLandmarks | None
     face_box: tuple[int, int, int, int] | None  # the detector's face box x, y, w, h if any
+    faces_found: int = 0  # faces the detector found (the largest is cropped)
+    approximate: bool = False  # True when the crop is not placed from confident landmarks
 
 
 def crop_box_from_landmarks(points: CropLandmarks) -> CropBox:
@@ -166,7 +176,13 @@ def landmarks_from_face_box(x: float, y: float, w: float, h: float,
 
 
 def cut_crop(frame: np.ndarray, box: CropBox, out_size: int = CROP_SIZE) -> np.ndarray:
-    """The box from a uint8 [H, W, 3] frame, black outside it, resized to out_size (bilinear)."""
+    """The box from a uint8 [H, W, 3] frame, black outside it, resized to out_size.
+
+    The 770 px DiffLocks crop uses cv2's bilinear resize exactly as DiffLocks does. Any other
+    size (a smaller model's input, e.g. the demo's 112 px) is Tressel's own choice, and there a
+    window shrunk by more than 1x is area-filtered: bilinear sampling of a 3000 px face to 112 px
+    reads one pixel in 25 and turns smooth hair into speckle.
+    """
     import cv2
     import numpy as np
 
@@ -180,6 +196,8 @@ def cut_crop(frame: np.ndarray, box: CropBox, out_size: int = CROP_SIZE) -> np.n
         window[sy0 - box.y0:sy1 - box.y0, sx0 - box.x0:sx1 - box.x0] = frame[sy0:sy1, sx0:sx1]
     if box.size == out_size:
         return window
+    if out_size != CROP_SIZE and box.size > out_size:
+        return cv2.resize(window, (out_size, out_size), interpolation=cv2.INTER_AREA)
     return cv2.resize(window, (out_size, out_size), interpolation=cv2.INTER_LINEAR)
 
 
@@ -217,12 +235,13 @@ def detect_haar(frame: np.ndarray) -> tuple[int, int, int, int] | None:
     return (round(x / scale), round(y / scale), round(w / scale), round(h / scale))
 
 
-def detect_mediapipe(frame: np.ndarray, model_path: Path) -> CropLandmarks | None:
-    """Crop points of the face with the largest landmark bounding box, via MediaPipe."""
+def detect_mediapipe(frame: np.ndarray, model_path: Path) -> tuple[CropLandmarks | None, int]:
+    """Crop points of the face with the largest landmark bounding box via MediaPipe's
+    FaceLandmarker, and the number of faces it found."""
     if not model_path.is_file():
         raise ConfigError(f"face landmarker model not found: {model_path}: download "
                           "face_landmarker.task from MediaPipe and point Tressel at it, or unset "
-                          f"{LANDMARKER_ENV} to use the built-in OpenCV detector")
+                          f"{LANDMARKER_ENV} to use the built-in face mesh")
     try:
         import mediapipe as mp
         from mediapipe.tasks.python import BaseOptions, vision
@@ -230,7 +249,7 @@ def detect_mediapipe(frame: np.ndarray, model_path: Path) -> CropLandmarks | Non
         raise ConfigError(
             f"the MediaPipe face landmarker ({model_path}) needs the optional `mediapipe` "
             f"package ({exc}): `pip install mediapipe` into Tressel's environment, or unset "
-            f"{LANDMARKER_ENV} / drop the landmarker option to use the built-in OpenCV detector"
+            f"{LANDMARKER_ENV} / drop the landmarker option to use the built-in face mesh"
         ) from exc
     import numpy as np
 
@@ -245,8 +264,49 @@ def detect_mediapipe(frame: np.ndarray, model_path: Path) -> CropLandmarks | Non
                                             data=np.ascontiguousarray(frame)))
     faces = [[(p.x, p.y) for p in face] for face in result.face_landmarks]
     if not faces:
-        return None
-    return landmarks_from_mediapipe(largest_face(faces, width, height), width, height)
+        return None, 0
+    return (landmarks_from_mediapipe(largest_face(faces, width, height), width, height),
+            len(faces))
+
+
+@dataclass
+class MeshSearch:
+    """What the built-in face mesh found in one photo."""
+
+    points: CropLandmarks | None
+    faces_found: int  # faces with confident landmarks (1 when an unconfident one is used)
+    detections: int  # faces the detector proposed
+    face_box: tuple[int, int, int, int] | None
+    approximate: bool  # no confident landmarks: the best unconfident mesh was used
+
+
+def detect_face_mesh(frame: np.ndarray) -> MeshSearch:
+    """The largest face by the built-in detector + face mesh (raises LandmarkModelUnavailable
+    where LiteRT cannot run)."""
+    from tressel.face_mesh import MIN_PRESENCE_SCORE, load_face_mesh_model
+
+    model = load_face_mesh_model()
+    height, width = frame.shape[:2]
+    detections = model.detect(frame)
+    meshes = [m for d in detections[:MAX_MESH_FACES]
+              if (m := model.landmarks(frame, d, min_presence=0.0)) is not None]
+    confident = [m for m in meshes if m.presence >= MIN_PRESENCE_SCORE]
+    # An unconfident mesh is only trusted on a clear detection: that is a face half hidden
+    # (behind a camera, a hand); a weak detection with no mesh is texture, not a face.
+    meshes = [m for m in meshes if m.detection.score >= UNCONFIDENT_MIN_DETECTION
+              and m.presence >= UNCONFIDENT_MIN_PRESENCE] if not confident else meshes
+    approximate = not confident and bool(meshes)
+    # Largest landmark box wins, as in DiffLocks. With no confident mesh (a face half hidden,
+    # e.g. behind a camera) the most confident one still frames the face better than nothing.
+    chosen = (max(confident, key=lambda m: m.bbox_area) if confident
+              else max(meshes, key=lambda m: m.presence) if meshes else None)
+    if chosen is None:
+        return MeshSearch(None, 0, len(detections), None, False)
+    x, y, w, h = chosen.detection.box
+    return MeshSearch(landmarks_from_mediapipe(chosen.normalized_xy(width, height), width, height),
+                      len(confident) or 1, len(detections),
+                      (round(x), round(y), round(w), round(h)),
+                      approximate)
 
 
 def largest_face(faces: Sequence[Sequence[tuple[float, float]]], width: int,
@@ -273,13 +333,15 @@ def crop_face(
     landmarker_model: str | os.PathLike[str] | None = None,
     name: str = "the image",
     out_size: int = CROP_SIZE,
+    detector: str | None = None,
 ) -> FaceCrop:
     """Locate the face in an RGB image (float [0,1] or uint8 [H,W,3]) and cut the model crop.
 
-    `landmarker_model` (or the `TRESSEL_FACE_LANDMARKER` environment variable) selects the exact
-    MediaPipe detector; otherwise the OpenCV Haar cascade is used. `crop=False` skips detection
-    and uses the whole image, centred on black to a square. Raises FaceNotFoundError when no face
-    is found.
+    `landmarker_model` (or the `TRESSEL_FACE_LANDMARKER` environment variable) selects
+    MediaPipe's own FaceLandmarker. Otherwise `detector` (or `TRESSEL_FACE_DETECTOR`) chooses:
+    "auto" (default) is the built-in face mesh, or the approximate Haar cascade where LiteRT
+    cannot run; "face-mesh" and "opencv-haar" force one. `crop=False` skips detection and uses
+    the whole image, centred on black to a square. Raises FaceNotFoundError when no face is found.
     """
     frame = to_uint8_frame(rgb)
     height, width = frame.shape[:2]
@@ -288,22 +350,55 @@ def crop_face(
         return FaceCrop(cut_crop(frame, box, out_size), box, "none", None, None)
 
     model = landmarker_model or os.environ.get(LANDMARKER_ENV) or None
+    choice = (detector or os.environ.get(DETECTOR_ENV) or "auto").strip().lower()
+    if choice not in DETECTORS:
+        raise ConfigError(f"unknown face detector {choice!r} (from {DETECTOR_ENV} or the "
+                          f"detector argument): use one of {', '.join(DETECTORS)}")
     face_box = None
+    approximate = False
+    faces_found = 0
     if model:
-        detector = "mediapipe"
-        points = detect_mediapipe(frame, Path(model).expanduser())
+        used = "mediapipe"
+        points, faces_found = detect_mediapipe(frame, Path(model).expanduser())
     else:
-        detector = "opencv-haar"
-        face_box = detect_haar(frame)
-        points = None if face_box is None else landmarks_from_face_box(*face_box)
+        search = None
+        if choice != "opencv-haar":
+            from tressel.face_mesh import LandmarkModelUnavailable
+
+            try:
+                search = detect_face_mesh(frame)
+            except LandmarkModelUnavailable as exc:
+                if choice == "face-mesh":
+                    raise
+                log.warning("%s. Falling back to the OpenCV Haar detector, whose crop is "
+                            "approximate (often 20-40%% larger than DiffLocks'); see the "
+                            "README's face crop section", exc)
+        if search is not None:
+            used = "face-mesh"
+            points, faces_found, face_box = search.points, search.faces_found, search.face_box
+            approximate = search.approximate
+            if approximate:
+                log.warning("the face in %s is not clearly visible (its landmarks are "
+                            "unconfident): the crop is approximate; check the saved face crop, "
+                            "or pass --no-crop with a photo framed on the head", name)
+        else:
+            used = "opencv-haar"
+            approximate = True
+            face_box = detect_haar(frame)
+            faces_found = int(face_box is not None)
+            points = None if face_box is None else landmarks_from_face_box(*face_box)
     if points is None:
         raise FaceNotFoundError(
-            f"no face found in {name} ({detector} detector): use a photo with a clear, roughly "
+            f"no face found in {name} ({used} detector): use a photo with a clear, roughly "
             "frontal face, or pass --no-crop to use the whole image (already framed on the head)"
         )
     box = crop_box_from_landmarks(points)
     if box.size <= 0:
         raise FaceNotFoundError(f"the face found in {name} is degenerate ({points}): pass "
                                 "--no-crop or use another photo")
-    log.info("face in %s by %s: crop %s", name, detector, box.as_list())
-    return FaceCrop(cut_crop(frame, box, out_size), box, detector, points, face_box)
+    if faces_found > 1:
+        log.info("%d faces in %s: cropping the largest", faces_found, name)
+    log.info("face in %s by %s%s: crop %s", name, used, " (approximate)" if approximate else "",
+             box.as_list())
+    return FaceCrop(cut_crop(frame, box, out_size), box, used, points, face_box, faces_found,
+                    approximate)

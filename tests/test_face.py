@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import logging
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 import skimage.data
+from face_portraits import PORTRAITS, VARIANTS, load_portrait, make_variant, map_points
+from tressel import face_mesh
 from tressel.errors import ConfigError, FaceNotFoundError
 from tressel.face import (
     CROP_SIZE,
@@ -17,11 +24,13 @@ from tressel.face import (
     crop_box_from_landmarks,
     crop_face,
     cut_crop,
+    detect_haar,
     landmarks_from_mediapipe,
     largest_face,
     to_uint8_frame,
     whole_image_box,
 )
+from tressel.face_mesh import LandmarkModelUnavailable, ssd_anchors, weighted_nms
 from tressel.images import load_image
 
 # The four crop landmarks placed by hand on the astronaut photo (see HaarFactors).
@@ -91,8 +100,8 @@ def test_uint8_round_trip_truncates():
 
 
 def test_astronaut_haar_crop(astronaut):
-    result = crop_face(astronaut.astype(np.float32) / np.float32(255))
-    assert result.detector == "opencv-haar"
+    result = crop_face(astronaut.astype(np.float32) / np.float32(255), detector="opencv-haar")
+    assert result.detector == "opencv-haar" and result.approximate
     assert result.image.shape == (CROP_SIZE, CROP_SIZE, 3) and result.image.dtype == np.uint8
     x, y, w, h = result.face_box
     # the face is in the upper middle of the 512x512 photo, about 95 px across
@@ -118,7 +127,8 @@ def test_astronaut_example_file_matches(astronaut):
 
 def test_no_face_raises():
     coffee = skimage.data.coffee()
-    with pytest.raises(FaceNotFoundError, match=r"no face found in coffee\.jpg.*--no-crop"):
+    with pytest.raises(FaceNotFoundError,
+                       match=r"no face found in coffee\.jpg \(face-mesh detector\).*--no-crop"):
         crop_face(coffee, name="coffee.jpg")
     with pytest.raises(FaceNotFoundError):
         crop_face(np.zeros((300, 200, 3), np.float32))
@@ -156,3 +166,162 @@ def test_mediapipe_missing_model_or_package(tmp_path, astronaut, monkeypatch):
     monkeypatch.setenv("TRESSEL_FACE_LANDMARKER", str(model))
     with pytest.raises(ConfigError, match="pip install mediapipe"):
         crop_face(astronaut)
+
+
+# -- the default detector: MediaPipe's face detector + face mesh, shipped, run with LiteRT
+
+REFERENCE = json.loads((Path(__file__).parent / "data" / "face_reference.json").read_text())
+TOLERANCE = 0.03  # crop size and centre, as a fraction of the reference crop's size
+
+
+def read_oiio(path: Path) -> np.ndarray:
+    return to_uint8_frame(load_image(path).rgb)
+
+
+def reference_box(name: str, variant: str, photo: np.ndarray) -> CropBox:
+    """The DiffLocks crop from MediaPipe's FaceLandmarker landmarks (tests/make_face_reference.py).
+
+    Where the FaceLandmarker finds no face (a face too small for it), the original photo's
+    landmarks carried into the variant's pixels stand in."""
+    faces = REFERENCE["cases"][f"{name}/{variant}"]["faces"]
+    points = faces[0] if faces else map_points(
+        REFERENCE["cases"][f"{name}/orig"]["faces"][0], variant, *photo.shape[:2])
+    return crop_box_from_landmarks(CropLandmarks(
+        int(points["left_x"]), int(points["right_x"]), int(points["forehead_y"]),
+        int(points["chin_y"])))
+
+
+def assert_close_box(box: CropBox, ref: CropBox, tolerance: float = TOLERANCE) -> None:
+    assert abs(box.size / ref.size - 1) <= tolerance, (box, ref)
+    for axis in ("x0", "y0"):
+        shift = abs(getattr(box, axis) + box.size / 2 - getattr(ref, axis) - ref.size / 2)
+        assert shift <= tolerance * ref.size, (axis, box, ref)
+
+
+@pytest.fixture(scope="module")
+def portraits() -> dict[str, np.ndarray]:
+    return {name: load_portrait(name, read_oiio) for name in PORTRAITS}
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("name", PORTRAITS)
+def test_default_crop_matches_face_landmarker(portraits, name, variant):
+    photo = portraits[name]
+    image = make_variant(photo, variant)
+    result = crop_face(image, name=f"{name}/{variant}")
+    assert result.detector == "face-mesh" and not result.approximate
+    assert result.faces_found == 1
+    assert_close_box(result.box, reference_box(name, variant, photo))
+
+
+def test_reference_comes_from_the_shipped_models():
+    # The reference was made with the face_landmarker.task whose two models Tressel ships.
+    assert REFERENCE["model_sha256"] == (
+        "64184e229b263107bc2b804c6625db1341ff2bb731874b0bcc2fe6544e0bc9ff")
+    for case in ("astronaut/orig", "lena/orig", "grace_hopper/orig", "luispedro/orig"):
+        assert len(REFERENCE["cases"][case]["faces"]) == 1
+
+
+def test_largest_of_several_faces_wins(portraits):
+    astronaut, grace = portraits["astronaut"], portraits["grace_hopper"]
+    # Grace Hopper at half size (2x2 block means) beside the astronaut: two faces.
+    half = grace[:600, :512].reshape(300, 2, 256, 2, 3).mean((1, 3)).astype(np.uint8)
+    canvas = np.zeros((512, 512 + 256, 3), np.uint8)
+    canvas[:, :512] = astronaut
+    canvas[100:400, 512:] = half
+    result = crop_face(canvas)
+    assert result.faces_found == 2
+    assert_close_box(result.box, reference_box("astronaut", "orig", astronaut))
+
+
+def test_face_haar_misses_is_found():
+    # The cameraman: grayscale, turned away, half hidden behind his camera.
+    camera = np.repeat(skimage.data.camera()[:, :, None], 3, axis=2)
+    assert detect_haar(camera) is None
+    result = crop_face(camera)
+    assert result.detector == "face-mesh"
+    # MediaPipe's landmarks are unconfident here, so the crop is flagged as approximate, but it
+    # still frames his head (the face is near x 180-265, y 120-205 of the 512 px photo).
+    assert result.approximate and result.faces_found == 1
+    cx, cy = result.box.x0 + result.box.size / 2, result.box.y0 + result.box.size / 2
+    assert 170 < cx < 280 and 110 < cy < 230 and 150 < result.box.size < 400
+
+
+def test_haar_fallback_where_the_landmark_model_cannot_run(monkeypatch, astronaut, caplog):
+    def unavailable():
+        raise LandmarkModelUnavailable("LiteRT is not installed")
+
+    monkeypatch.setattr(face_mesh, "load_face_mesh_model", unavailable)
+    with caplog.at_level(logging.WARNING, logger="tressel.face"):
+        result = crop_face(astronaut)
+    assert result.detector == "opencv-haar" and result.approximate
+    assert "approximate" in caplog.text and "LiteRT" in caplog.text
+    with pytest.raises(LandmarkModelUnavailable):
+        crop_face(astronaut, detector="face-mesh")
+    with pytest.raises(ConfigError, match="unknown face detector"):
+        crop_face(astronaut, detector="dlib")
+
+
+def test_detector_environment_variable(monkeypatch, astronaut):
+    monkeypatch.setenv("TRESSEL_FACE_DETECTOR", "opencv-haar")
+    assert crop_face(astronaut).detector == "opencv-haar"
+    monkeypatch.setenv("TRESSEL_FACE_DETECTOR", "auto")
+    assert crop_face(astronaut).detector == "face-mesh"
+
+
+def test_ssd_anchors_and_weighted_nms():
+    anchors = ssd_anchors()
+    assert anchors.shape == (896, 2)
+    # 16x16 cells x 2 anchors at stride 8, then 8x8 cells x 6 anchors at stride 16
+    np.testing.assert_allclose(anchors[0], [0.5 / 16, 0.5 / 16])
+    np.testing.assert_allclose(anchors[1], anchors[0])
+    np.testing.assert_allclose(anchors[512], [0.5 / 8, 0.5 / 8])
+    np.testing.assert_allclose(anchors[-1], [7.5 / 8, 7.5 / 8])
+    boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [50, 50, 60, 60]], float)
+    kps = np.zeros((3, 6, 2))
+    kps[1] += 3
+    merged = weighted_nms(boxes, kps, np.array([0.6, 0.9, 0.7]))
+    assert [round(m[0], 2) for m in merged] == [0.9, 0.7]
+    # the cluster's box is the score-weighted mean of its two members
+    np.testing.assert_allclose(merged[0][1], (boxes[0] * 0.6 + boxes[1] * 0.9) / 1.5)
+    np.testing.assert_allclose(merged[0][2], np.full((6, 2), 3 * 0.9 / 1.5))
+
+
+def test_small_model_inputs_are_area_filtered_but_770_is_difflocks_bilinear():
+    import cv2
+
+    # One-pixel stripes: bilinear sampling at 1/27 picks whole stripes (speckle), an area
+    # filter averages them to flat gray.
+    stripes = np.zeros((3024, 3024, 3), np.uint8)
+    stripes[:, ::2] = 255
+    box = CropBox(0, 0, 3024)
+    small = cut_crop(stripes, box, out_size=112)
+    # 27 columns per output pixel: 14 of one colour and 13 of the other, so 123 or 132
+    assert small.std() < 5 and abs(float(small.mean()) - 127.5) < 2
+    aliased = cv2.resize(stripes, (112, 112), interpolation=cv2.INTER_LINEAR)
+    assert aliased.std() > 50  # what the filter prevents
+    frame = np.random.default_rng(1).integers(0, 256, (900, 900, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(cut_crop(frame, CropBox(0, 0, 900), CROP_SIZE),
+                                  cv2.resize(frame, (CROP_SIZE, CROP_SIZE),
+                                             interpolation=cv2.INTER_LINEAR))
+
+
+@pytest.mark.skipif(not os.environ.get("TRESSEL_TEST_FACE_LANDMARKER"),
+                    reason="live check against MediaPipe: set TRESSEL_TEST_FACE_LANDMARKER to a "
+                           "face_landmarker.task and install mediapipe")
+def test_default_crop_matches_live_face_landmarker(portraits):
+    pytest.importorskip("mediapipe")
+    task = os.environ["TRESSEL_TEST_FACE_LANDMARKER"]
+    compared = 0
+    for photo in portraits.values():
+        for variant in VARIANTS:
+            image = make_variant(photo, variant)
+            try:
+                exact = crop_face(image, landmarker_model=task)
+            except FaceNotFoundError:
+                continue  # too small for the FaceLandmarker (the stored reference covers it)
+            ours = crop_face(image)
+            assert ours.detector == "face-mesh"
+            assert_close_box(ours.box, exact.box, tolerance=0.01)
+            compared += 1
+    assert compared >= len(PORTRAITS) * 3
