@@ -198,6 +198,25 @@ def test_install_startup_twice_gives_one_shelf_and_uninstall_removes_the_module(
     assert str(mod_file) not in status
 
 
+def test_modules_folder_per_platform_and_foreign_mod_files_left_alone(tmp_path, monkeypatch):
+    from tressel.hosting import install_maya
+
+    monkeypatch.setattr(install_maya.Path, "home", lambda: Path("/home/artist"))
+    for platform, expected in [("linux", "/home/artist/maya/modules"),
+                               ("darwin", "/home/artist/Library/Preferences/Autodesk/maya/modules"),
+                               ("win32", "/home/artist/Documents/maya/modules")]:
+        monkeypatch.setattr(install_maya.sys, "platform", platform)
+        assert install_maya.INSTALLER.default_dir() == Path(expected)
+    other = tmp_path / "tressel.mod"
+    other.write_text("+ PLATFORM:linux SomeoneElse 2.0 /opt/else\n", encoding="utf-8")
+    assert install_maya.parse_module(other) == ("SomeoneElse", Path("/opt/else"))
+    assert install_maya.INSTALLER.find(tmp_path) == []
+    assert install_maya.INSTALLER.uninstall(tmp_path) == [] and other.exists()
+    spaced = tmp_path / "spaced.mod"
+    spaced.write_text("+ Tressel 0.1.0 /Users/a b/hosts/maya\n", encoding="utf-8")
+    assert install_maya.parse_module(spaced) == ("Tressel", Path("/Users/a b/hosts/maya"))
+
+
 def test_startup_in_mayapy_builds_no_shelf(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "dont_write_bytecode", True)
     fake = FakeMaya(tmp_path, batch=True).install()
@@ -381,6 +400,8 @@ def test_bad_options_are_refused_before_anything_runs(host, maya, tmp_path):
     photo = write_png(tmp_path / "ok.png")
     assert controller.start(str(photo), GroomOptions(units="inch")) is None
     assert "units" in maya.dialogs[-1]["message"]
+    assert controller.start(str(photo), GroomOptions(guides=0, import_guides=True)) is None
+    assert "guides" in maya.dialogs[-1]["message"]
     assert ThreadRecordingClient.threads == []
     maya.option_vars["tresselGroomOptions"] = "{not json"
     assert controller.saved_options()[1] == GroomOptions()

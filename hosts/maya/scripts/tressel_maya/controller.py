@@ -84,6 +84,14 @@ def save_options(photo: str, options: GroomOptions) -> None:
     scene.write_option(OPTION_VAR, json.dumps(options.to_dict(), sort_keys=True))
 
 
+def check_options(options: GroomOptions) -> None:
+    """`GroomOptions.check`, plus what only Maya needs: guides to import must exist."""
+    options.check()
+    if options.import_guides and int(options.guides) == 0:
+        raise ConfigError("importing guides as curves needs guide strands: set guides above 0, "
+                          "or turn off the guide import")
+
+
 def make_options(values: dict[str, Any]) -> GroomOptions:
     """`GroomOptions` from keyword arguments, refusing names it does not know."""
     known = {f.name for f in fields(GroomOptions)}
@@ -92,7 +100,7 @@ def make_options(values: dict[str, Any]) -> GroomOptions:
         raise ConfigError(f"unknown option(s) {', '.join(unknown)}: use "
                           f"{', '.join(sorted(known))}")
     options = GroomOptions(**values)
-    options.check()
+    check_options(options)
     return options
 
 
@@ -162,7 +170,7 @@ def start(photo: str, options: GroomOptions) -> GroomSession | None:
     """The dialog's Generate: check, remember the options, and start the job in the background."""
     global _active
     try:
-        options.check()
+        check_options(options)
         if not photo or not Path(photo).is_file():
             raise ConfigError(f"photo {photo or '(none)'} not found: pick an existing image file")
     except TresselError as exc:
