@@ -492,3 +492,27 @@ def test_qt_options_dialog_round_trips_options_and_refuses_bad_ones(monkeypatch,
         steps=12))]
     app.processEvents()
     _purge_host_modules()
+
+
+def test_install_from_a_wheel_points_maya_at_the_wheels_host_folder(tmp_path):
+    """A non-editable install: the .mod must point into the installed package, not a checkout."""
+    import zipfile
+
+    subprocess.run([PYTHON, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                    "-w", str(tmp_path / "wheel"), str(REPO)], check=True, capture_output=True)
+    site = tmp_path / "site"
+    zipfile.ZipFile(next((tmp_path / "wheel").glob("tressel-*.whl"))).extractall(site)
+    env = {**os.environ, "PYTHONPATH": str(site),
+           "TRESSEL_HOSTS_PYTHON": str(tmp_path / "hosts_python")}
+    modules = tmp_path / "modules"
+    subprocess.run([PYTHON, "-m", "tressel.cli", "hosts", "install", "maya", "--dir",
+                    str(modules)], env=env, check=True, capture_output=True, cwd=tmp_path)
+    module, _, appended = read_mod(modules / "tressel.mod")
+    assert module == (site / "tressel" / "data" / "hosts" / "maya").resolve()
+    assert (module / "icons" / "tressel.png").is_file()
+    assert (Path(appended[0]) / "tressel").resolve() == (site / "tressel").resolve()
+    code = ("import sys; sys.path[:0] = sys.argv[1:3]; import tressel_maya.controller, tressel;"
+            "print(tressel.__file__)")
+    out = subprocess.run([sys.executable, "-I", "-B", "-c", code, str(module / "scripts"),
+                          appended[0]], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().startswith(appended[0])
