@@ -145,6 +145,7 @@ class JobInfo:
     cached: bool = False
     format: str = "usdc"
     bundle: str = ""
+    bundle_hash: str = ""
     seed: int = 0
     image_sha256: str = ""
     image_name: str = ""
@@ -166,6 +167,7 @@ class JobInfo:
             step=int(progress.get("step") or 0), total=int(progress.get("total") or 0),
             error=data.get("error"), cached=bool(data.get("cached")),
             format=data.get("format") or "usdc", bundle=data.get("bundle") or "",
+            bundle_hash=data.get("bundle_hash") or "",
             seed=int(data.get("seed") or 0), image_sha256=data.get("image_sha256") or "",
             image_name=data.get("image_name") or "", attempts=int(data.get("attempts") or 0),
             device=data.get("device"), params=dict(data.get("params") or {}),

@@ -1,0 +1,1 @@
+"""Recording fakes of DCC APIs (Maya) for the host tests."""
