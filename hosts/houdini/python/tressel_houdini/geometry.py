@@ -8,6 +8,7 @@ per curve to group the new points into open polylines.
 from __future__ import annotations
 
 from array import array
+from itertools import accumulate
 from typing import Any
 
 from tressel_houdini.layer import GroomLayer
@@ -42,13 +43,11 @@ def build_geometry(hou: Any, geo: Any, groom: GroomLayer) -> dict[str, int]:
     float32, int32 = hou.numericData.Float32, hou.numericData.Int32
     point, prim, detail = hou.attribType.Point, hou.attribType.Prim, hou.attribType.Global
 
+    # Positions come from the P buffer below; createPoints only needs the count.
     points = geo.createPoints(((0.0, 0.0, 0.0),) * total_points)
-    curves = []
-    start = 0
-    for batch in batches:
-        for count in batch.counts:
-            curves.append(points[start:start + count])
-            start += count
+    counts = [count for batch in batches for count in batch.counts]
+    curves = [points[start:start + count]
+              for start, count in zip(accumulate(counts, initial=0), counts)]
     geo.createPolygons(curves, is_closed=False)
 
     geo.setPointFloatAttribValuesFromString(
