@@ -129,6 +129,10 @@ def test_install_twice_gives_one_package_file_and_uninstall_removes_it(tmp_path,
     assert (REPO / "hosts" / "houdini" / "toolbar" / "tressel.shelf").is_file()
     [found] = host.find(packages)
     assert found.valid and found.path == done.path
+    moved = json.loads(done.path.read_text())
+    moved["env"][0]["TRESSEL_HOUDINI"] = (tmp_path / "gone").as_posix()
+    done.path.write_text(json.dumps(moved))
+    assert not host.find(packages)[0].valid  # `tressel hosts status` says BROKEN
     (packages / "other.json").write_text("{}")  # someone else's package stays
     assert host.uninstall(packages) == [done.path]
     assert sorted(p.name for p in packages.iterdir()) == ["other.json"]
@@ -292,6 +296,8 @@ def test_cancel_cancels_the_daemon_job(hou, scene, tmp_path, daemon):
     def cancel_once_running():
         if not cancelled and node.comment().startswith("Tressel: diffusion"):
             cancelled.append(True)
+            node.parm("generate").pressButton()  # a second press while it runs starts nothing
+            assert hou.session().status[-1][0] == "Tressel: already generating; press Cancel first"
             node.parm("cancel").pressButton()
 
     job = generate_and_wait(hou, node, on_tick=cancel_once_running)
@@ -300,6 +306,20 @@ def test_cancel_cancels_the_daemon_job(hou, scene, tmp_path, daemon):
     assert node.comment() == "Tressel: cancelled"
     assert node.parm("layer").eval() == ""
     assert not (scene / "tressel").exists() or not any((scene / "tressel").iterdir())
+
+
+def test_a_node_deleted_while_its_job_runs_loses_nothing(hou, scene, tmp_path):
+    from tressel_houdini import node as node_module
+
+    photo = write_png(tmp_path / "gone.png", seed=5)
+    node = new_node(photo)
+    node.parm("generate").pressButton()
+    job = node_module._jobs[node.sessionId()]
+    node.destroy()
+    hou.run_event_loop(until=lambda: job.done and not hou.ui.eventLoopCallbacks())
+    assert job.state == "succeeded"
+    assert (scene / "tressel" / "gone_s2.usdc").is_file()
+    assert hou.session().status[-1][0] == "Tressel: gone_s2.usdc from gone.png"
 
 
 @pytest.mark.parametrize("case", ["no face", "corrupt photo", "no photo"])
