@@ -184,7 +184,7 @@ def test_bad_photo_fails_alone_and_a_rerun_skips_what_is_finished(bundle, tmp_pa
 
 
 def test_manifest_rows_carry_their_own_options(bundle, tmp_path, batch):
-    shots = photos(tmp_path / "shots", 2)
+    photos(tmp_path / "shots", 2)  # the manifest names them relative to itself
     astronaut = REPO / "examples" / "astronaut.png"
     manifest = tmp_path / "jobs.csv"
     manifest.write_text(
@@ -227,23 +227,39 @@ def test_batch_writes_what_generate_writes(bundle, tmp_path, batch):
         assert (out / name).read_bytes() == (single.parent / name).read_bytes(), name
 
 
-def test_killed_batch_resumes_where_it_stopped(bundle, tmp_path):
-    """SIGKILL mid-batch (a farm worker lost), then the same command again."""
+def test_stopped_and_killed_batches_resume_where_they_stopped(bundle, tmp_path):
+    """SIGTERM (a farm cancelling a task), then SIGKILL mid-batch (a worker lost), then the
+    same command again."""
     shots = photos(tmp_path / "shots", 5)
     out = tmp_path / "grooms"
-    # 30 steps make each photo take a while, so the kill lands mid-batch.
+    # 30 steps make each photo take a while, so the signals land mid-batch.
     command = [sys.executable, "-m", "tressel.cli", "batch", str(shots), "-o", str(out),
                "--model", str(bundle.path), "--progress", "none", *FAST, "--steps", "30"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TRESSEL_MODELS_DIR": str(tmp_path / "m")}
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    try:
-        wait_for(lambda: (out / "p0.usdc").is_file(), timeout=300, interval=0.01)
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
+
+    def interrupt(sig: signal.Signals, grooms: int) -> tuple[int, list[str]]:
+        proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True)
+        try:
+            wait_for(lambda: len(list(out.glob("p*.usdc"))) >= grooms, timeout=300,
+                     interval=0.01)
+        finally:
+            proc.send_signal(sig)
+            _, err = proc.communicate(timeout=60)
+        return proc.returncode, err
+
+    code, err = interrupt(signal.SIGTERM, 1)
+    assert code == 1 and "stopped by SIGTERM" in err, err
+    stopped = summary(out)
+    assert stopped["interrupted"] and stopped["finished_utc"]
+    assert "done" in statuses(stopped).values() and "pending" in statuses(stopped).values()
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temp files
+
+    before = len(list(out.glob("p*.usdc")))
+    code, _ = interrupt(signal.SIGKILL, before + 1)
+    assert code == -signal.SIGKILL
     finished = sorted(p.name for p in out.glob("p*.usdc"))
-    assert 1 <= len(finished) < 5, finished
+    assert before < len(finished) < 5, finished
     assert summary(out)["finished_utc"] is None  # the summary shows the run never ended
 
     rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300,

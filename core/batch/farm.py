@@ -154,6 +154,8 @@ def job_template(opts: TemplateOptions | None = None) -> dict[str, Any]:
                      "--model", "{{Param.Bundle}}", "--items", "{{Task.Param.Item}}",
                      "--device", "{{Param.Device}}", "--bad-items", "{{Param.BadPhotos}}",
                      "--progress", "openjd", "--options", "{{Param.Options}}"],
+            # SIGTERM first: the batch stops between two steps and keeps what it finished.
+            "cancelation": {"mode": "NOTIFY_THEN_TERMINATE", "notifyPeriodInSeconds": 60},
         }}},
     }
     requirements = _host_requirements(opts)

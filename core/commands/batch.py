@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import copy
 import logging
+import signal
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,7 @@ from tressel.commands.job_options import (
     item_option_parser,
     write_options,
 )
-from tressel.errors import ConfigError, TresselError
+from tressel.errors import Cancelled, ConfigError, TresselError
 
 PROGRESS_MODES = ("bars", "openjd", "none")
 
@@ -176,9 +178,18 @@ def run_jobs(jobs: list[Any], bundle: Any, args: argparse.Namespace, selection: 
     summary_file = summary_path(output_dir, selection)
     reporter = _Reporter(args.progress, len(jobs))
     hooks = BatchHooks(item_started=reporter.started, item_finished=reporter.finished)
+    # A farm cancels a task with SIGTERM before it kills it: stop at the next step, keep every
+    # finished groom, and leave a summary that says where the batch stopped.
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
     try:
-        run_batch(jobs, bundle, summary, summary_file, force=args.force, hooks=hooks)
+        run_batch(jobs, bundle, summary, summary_file, force=args.force, hooks=hooks,
+                  cancel=stop)
+    except Cancelled:
+        raise Cancelled("stopped by SIGTERM: finished grooms are kept; run the same command "
+                        "again to convert the rest") from None
     finally:
+        signal.signal(signal.SIGTERM, previous)
         reporter.close()
         print(format_table(summary))
         print(f"summary: {summary_file}")
