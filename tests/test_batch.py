@@ -12,9 +12,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from daemon_support import tiny_bundle, wait_for, write_png
-from helpers import one_thread  # noqa: F401
+from helpers import one_thread, write_image  # noqa: F401
 from tressel.batch.items import expand_inputs, format_item_ranges, parse_item_ranges
 from tressel.errors import ConfigError
 
@@ -192,13 +193,16 @@ def test_manifest_rows_carry_their_own_options(bundle, tmp_path, batch):
         f"{astronaut},astro,4,,no,cm\n"  # an absolute path, and the face crop
         "shots/p0.png,first,1,25,yes,\n"
         "shots/p1.png,broken,2,lots,yes,\n"  # a bad value fails this row alone
+        "wall.png,,,,no,\n"  # no face in it: fails alone
     )
+    write_image(tmp_path / "wall.png", np.full((120, 160, 3), 90, np.uint8))
     out = tmp_path / "grooms"
     ran = batch(str(manifest), "-o", str(out), "--model", str(bundle.path), "--progress",
                 "none", "--options", "--steps 2 --points 8 --guides 4")
     assert ran.code == 1
-    assert statuses(summary(out)) == {1: "done", 2: "done", 3: "failed"}
+    assert statuses(summary(out)) == {1: "done", 2: "done", 3: "failed", 4: "failed"}
     assert "--strands 'lots'" in summary(out)["outcomes"][2]["reason"]
+    assert "no face found" in summary(out)["outcomes"][3]["reason"]
     astro = json.loads((out / "astro_material.json").read_text())
     assert astro["request"]["seed"] == 4 and astro["request"]["crop"] is True
     assert astro["request"]["write"]["units"] == "cm"
