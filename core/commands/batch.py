@@ -105,6 +105,11 @@ def run(args: argparse.Namespace) -> int:
     jobs = resolve_jobs(items, args)
     if args.list:
         return list_items(jobs, bundle)
+    try:
+        args.output_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot use {args.output_dir} as the output folder: "
+                          f"{exc.strerror or exc}; give a folder you can write to") from None
     return run_jobs(jobs, bundle, args, selection, total_items=len(all_items))
 
 

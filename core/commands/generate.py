@@ -25,6 +25,7 @@ __all__ = ["output_paths", "parse_interval", "parse_strands", "register", "run"]
 
 log = logging.getLogger(__name__)
 
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "generate",
