@@ -39,16 +39,31 @@ def output_files(groom: Path, options: OutputOptions) -> list[Path]:
     return [*files, groom]
 
 
-def stale_temp_files(groom: Path) -> list[Path]:
-    """Temp files a killed writer of this groom may have left (exact names, never another
-    groom's, since a farm task may be writing that one right now)."""
-    if not groom.parent.is_dir():
-        return []
-    stem = re.escape(groom.stem)
-    pattern = re.compile(
-        rf"^\.(?:{stem}\.[0-9a-f]{{8}}\.tmp{re.escape(groom.suffix)}"  # write_groom
-        rf"|{stem}_crop\.tmp\.png|{stem}_material\.json\.tmp|{stem}\.tmp\.npz)$")
-    return [path for path in groom.parent.iterdir() if pattern.match(path.name)]
+def stale_temp_files(grooms: list[Path]) -> dict[Path, list[Path]]:
+    """Temp files that killed writers of these grooms may have left, by groom.
+
+    One listing per folder (an output folder on a farm share can hold many thousands of
+    files), and exact names only, never another groom's: a farm task may be writing that one.
+    """
+    by_folder: dict[Path, list[Path]] = {}
+    for groom in grooms:
+        by_folder.setdefault(groom.parent, []).append(groom)
+    found: dict[Path, list[Path]] = {}
+    for folder, members in by_folder.items():
+        if not folder.is_dir():
+            continue
+        hidden = [entry.name for entry in os.scandir(folder) if entry.name.startswith(".")]
+        if not hidden:
+            continue
+        for groom in members:
+            stem = re.escape(groom.stem)
+            pattern = re.compile(
+                rf"^\.(?:{stem}\.[0-9a-f]{{8}}\.tmp{re.escape(groom.suffix)}"  # write_groom
+                rf"|{stem}_crop\.tmp\.png|{stem}_material\.json\.tmp|{stem}\.tmp\.npz)$")
+            matches = [folder / name for name in hidden if pattern.match(name)]
+            if matches:
+                found[groom] = matches
+    return found
 
 
 def job_request(image_sha256: str, bundle: Any, params: Any,

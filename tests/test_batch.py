@@ -126,6 +126,20 @@ def test_inputs_folders_globs_and_manifests(tmp_path):
         expand_inputs([str(tmp_path / "*.exr")], tmp_path / "out")
 
 
+def test_stale_temp_files_are_matched_exactly(tmp_path):
+    from tressel.outputs import stale_temp_files
+
+    names = [".a.1234abcd.tmp.usdc", ".a_b.1234abcd.tmp.usdc", ".a_crop.tmp.png",
+             ".a_material.json.tmp", ".a.tmp.npz", "a.usdc", ".a_b_crop.tmp.png", ".a.x.tmp.usdc"]
+    for name in names:
+        (tmp_path / name).write_text("x")
+    found = stale_temp_files([tmp_path / "a.usdc", tmp_path / "a_b.usdc", tmp_path / "c.usdc"])
+    assert {k.name: sorted(p.name for p in v) for k, v in found.items()} == {
+        "a.usdc": [".a.1234abcd.tmp.usdc", ".a.tmp.npz", ".a_crop.tmp.png",
+                   ".a_material.json.tmp"],
+        "a_b.usdc": [".a_b.1234abcd.tmp.usdc", ".a_b_crop.tmp.png"]}
+
+
 def test_item_ranges():
     assert parse_item_ranges("3-7", 10) == [3, 4, 5, 6, 7]
     assert parse_item_ranges("1-3,9", 10) == [1, 2, 3, 9]
@@ -145,6 +159,9 @@ def test_bad_photo_fails_alone_and_a_rerun_skips_what_is_finished(bundle, tmp_pa
     shots = photos(tmp_path / "shots", 4, corrupt=2)
     out = tmp_path / "grooms"
     args = [str(shots), "-o", str(out), "--model", str(bundle.path), "--progress", "none", *FAST]
+    out.mkdir()  # what a writer killed earlier left behind for p0 goes when p0 runs
+    for leftover in (".p0.0123abcd.tmp.usdc", ".p0_crop.tmp.png", ".p0_material.json.tmp"):
+        (out / leftover).write_bytes(b"partial")
     first = batch(*args)
     assert first.code == 1, first.err
     assert "p1.jpg" in first.err and "cannot read" in first.err

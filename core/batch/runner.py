@@ -184,6 +184,7 @@ def run_batch(
                         for job in jobs]
     _save(summary, summary_file)
     total = len(jobs)
+    stale = stale_temp_files([job.item.output for job in jobs])
     try:
         for index, (job, outcome) in enumerate(zip(jobs, summary.outcomes)):
             check_cancel(cancel)
@@ -199,8 +200,8 @@ def run_batch(
                 else:
                     log.debug("item %d (%s) runs: %s", job.item.number, job.item.photo,
                               reason or "--force")
-                    for stale in stale_temp_files(job.item.output):
-                        stale.unlink(missing_ok=True)
+                    for leftover in stale.get(job.item.output, []):
+                        leftover.unlink(missing_ok=True)
                     result = run_generate(job.item.photo, bundle, job.params,
                                           progress=progress, cancel=cancel)
                     write_job_outputs(result, job.item.output, job.options, request)
