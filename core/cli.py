@@ -18,6 +18,8 @@ from tressel.errors import TresselError
 # Order here is the order in `tressel --help`.
 COMMAND_MODULES = [
     "generate",
+    "batch",
+    "farm",
     "models",
     "conformance",
     "daemon",

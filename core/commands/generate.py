@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
@@ -11,41 +10,20 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+from tressel.commands.job_options import (
+    add_item_options,
+    add_run_options,
+    generate_params,
+    parse_interval,
+    parse_strands,
+    write_options,
+)
+from tressel.outputs import GROOM_SUFFIXES, OutputOptions
 from tressel.progress import TqdmProgress
 
+__all__ = ["output_paths", "parse_interval", "parse_strands", "register", "run"]
+
 log = logging.getLogger(__name__)
-
-GROOM_SUFFIXES = (".usdc", ".usda", ".usd")
-
-
-def parse_strands(text: str) -> tuple[float, int | None]:
-    """`0.5x` scales the density (fewer strands), a plain integer caps the strand count."""
-    text = text.strip().lower()
-    try:
-        if text.endswith("x"):
-            scale = float(text[:-1])
-            if scale <= 0:
-                raise ValueError
-            return scale, None
-        cap = int(text)
-        if cap < 1:
-            raise ValueError
-        return 1.0, cap
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"--strands {text!r}: give a density scale like 0.5x or a maximum count like 20000"
-        ) from None
-
-
-def parse_interval(text: str) -> tuple[float, float]:
-    try:
-        lo, hi = (float(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"--guidance-interval {text!r}: give two noise levels LO,HI such as 0,5") from None
-    if not lo < hi:
-        raise argparse.ArgumentTypeError(f"--guidance-interval needs LO < HI, got {text!r}")
-    return lo, hi
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -67,34 +45,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", type=Path, required=True, metavar="OUT",
                    help="groom file (.usdc, .usda; default .usdc) or, for several images, a "
                         "folder")
-    p.add_argument("--model", default=None,
-                   help="bundle name or folder (default: $TRESSEL_MODEL, else the only or "
-                        "'difflocks' bundle in the store)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--steps", type=int, default=None,
-                   help="diffusion steps (default: the bundle's, 100 for DiffLocks)")
-    p.add_argument("--guidance", type=float, default=None,
-                   help="classifier-free guidance scale; 1 disables it (default: the bundle's)")
-    p.add_argument("--guidance-interval", type=parse_interval, default=None, metavar="LO,HI",
-                   help="apply guidance only for noise levels LO < sigma < HI (default 0,5)")
-    p.add_argument("--strands", type=parse_strands, default=(1.0, None), metavar="N|Sx",
-                   help="cap the strand count (20000) or scale the density (0.5x)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
-    p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
-                   help="diffusion precision (auto: bfloat16 autocast on CUDA, float32 on CPU)")
-    p.add_argument("--no-crop", action="store_true",
-                   help="use the whole image as the face crop (no face detection)")
-    usd = p.add_argument_group("USD layer")
-    usd.add_argument("--points", type=int, default=None,
-                     help="points written per strand (default 64, resampled by arc length)")
-    usd.add_argument("--basis", choices=["linear", "bspline"], default=None,
-                     help="curve basis (default linear: every importer reads it)")
-    usd.add_argument("--units", choices=["m", "cm"], default=None,
-                     help="stage units (default m; the model works in metres)")
-    usd.add_argument("--guides", type=int, default=None,
-                     help="guide curves for DCC import (default 2000, 0 for none)")
-    p.add_argument("--npz", action="store_true",
-                   help="also write OUT.npz with positions, root_uv and material")
+    add_run_options(p)
+    add_item_options(p)
     p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     p.set_defaults(func=run)
 
@@ -115,24 +67,14 @@ def output_paths(images: list[Path], output: Path) -> list[Path]:
     return paths
 
 
-def sidecar(groom: Path, tag: str, suffix: str) -> Path:
-    return groom.with_name(f"{groom.stem}_{tag}{suffix}" if tag else f"{groom.stem}{suffix}")
-
-
 def run(args: argparse.Namespace) -> int:
     from tressel.bundles import default_bundle
     from tressel.errors import ConfigError
-    from tressel.pipeline import GenerateParams
 
     for image in args.images:
         if not image.is_file():
             raise ConfigError(f"input image {image} does not exist")
-    density_scale, max_strands = args.strands
-    params = GenerateParams(
-        seed=args.seed, steps=args.steps, guidance=args.guidance,
-        guidance_interval=args.guidance_interval, density_scale=density_scale,
-        max_strands=max_strands, device=args.device, dtype=args.dtype, crop=not args.no_crop,
-    )
+    params = generate_params(args)
     bundle = default_bundle(args.model)
     grooms = output_paths(args.images, args.output)
     failures = 0
@@ -155,75 +97,18 @@ def run(args: argparse.Namespace) -> int:
 
 def generate_one(image: Path, groom: Path, bundle: Any, params: Any,
                  args: argparse.Namespace) -> None:
-    from tressel.pipeline import run_generate, save_npz, write_groom_file
+    from tressel.outputs import job_request, write_job_outputs
+    from tressel.pipeline import run_generate
 
     progress = TqdmProgress(image.name, enabled=not args.no_progress)
     try:
         result = run_generate(image, bundle, params, progress=progress)
     finally:
         progress.close()
-    groom.parent.mkdir(parents=True, exist_ok=True)
-    options = {name: getattr(args, option) for name, option in
-               (("points_per_strand", "points"), ("basis", "basis"), ("units", "units"),
-                ("guides", "guides")) if getattr(args, option, None) is not None}
-    write_groom_file(result.hair, groom, **options)
-    written = [groom]
-    if result.crop_image is not None:
-        crop_path = sidecar(groom, "crop", ".png")
-        _write_png(result.crop_image, crop_path)
-        written.append(crop_path)
-    material_path = sidecar(groom, "material", ".json")
-    _write_text(material_path, json.dumps(material_json(result.hair), indent=1) + "\n")
-    written.append(material_path)
-    if args.npz:
-        npz_path = sidecar(groom, "", ".npz")
-        save_npz(result.hair, npz_path)
-        written.append(npz_path)
+    options = OutputOptions(write=write_options(args), npz=args.npz)
+    request = job_request(result.hair.provenance.image_sha256, bundle, params, options)
+    written = write_job_outputs(result, groom, options, request)
     hair = result.hair
+    # The groom first: it is the file the user asked for.
     print(f"{image}: {hair.num_strands} strands x {hair.points_per_strand} points -> "
-          + ", ".join(str(p) for p in written))
-
-
-def material_json(hair: Any) -> dict[str, Any]:
-    m = hair.material
-    return {
-        "melanin": m.melanin,
-        "redness": m.redness,
-        "root_darkness_start": m.root_darkness_start,
-        "root_darkness_end": m.root_darkness_end,
-        "root_darkness_strength": m.root_darkness_strength,
-        "raw": m.raw,
-        "provenance": {
-            "image_sha256": hair.provenance.image_sha256,
-            "bundle": hair.provenance.bundle_name,
-            "bundle_hash": hair.provenance.bundle_hash,
-            "seed": hair.provenance.seed,
-            "steps": hair.provenance.steps,
-            "guidance": hair.provenance.guidance,
-            "guidance_interval": list(hair.provenance.guidance_interval),
-            "crop_box": list(hair.provenance.crop_box) if hair.provenance.crop_box else None,
-            "tressel_version": hair.provenance.tressel_version,
-        },
-    }
-
-
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def _write_png(rgb_uint8: Any, path: Path) -> None:
-    import OpenImageIO as oiio
-    from tressel.errors import ImageError
-
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")  # OIIO picks the format by suffix
-    spec = oiio.ImageSpec(rgb_uint8.shape[1], rgb_uint8.shape[0], 3, "uint8")
-    out = oiio.ImageOutput.create(str(tmp))
-    if out is None or not out.open(str(tmp), spec):
-        raise ImageError(f"cannot write {path}: {oiio.geterror()}")
-    ok = out.write_image(rgb_uint8)
-    out.close()
-    if not ok:
-        raise ImageError(f"cannot write {path}: {out.geterror()}")
-    os.replace(tmp, path)
+          + ", ".join(str(p) for p in [written[-1], *written[:-1]]))
