@@ -159,7 +159,8 @@ def _approximate_color(melanin: float, redness: float) -> tuple[float, float, fl
 def attach_to_head(imported: ImportedGroom, head: bpy.types.Object, attach: str) -> None:
     """Make `head` the strands' surface, with root UVs Blender's hair tools and deformation use.
 
-    The groom root is parented to the head (keeping its place), so the hair follows the head.
+    The groom root is parented to the head (keeping its place), so the hair follows the head's
+    transform; a Deform Curves on Surface modifier makes it follow shape keys and modifiers.
     """
     if head.type != "MESH":
         raise RuntimeError(f"{head.name} is not a mesh: select the head mesh to attach the hair")
@@ -190,6 +191,9 @@ def attach_to_head(imported: ImportedGroom, head: bpy.types.Object, attach: str)
         snap_to_nearest_surface(imported.strands)
     else:
         raise RuntimeError(f"unknown attach mode {attach!r}: use NEAREST or ROOT_UV")
+    # Deform Curves on Surface compares the head before and after its shape keys and modifiers
+    # through this attribute (Blender's own Empty Hair setup turns it on too).
+    head.add_rest_position_attribute = True
     add_surface_deform(imported.strands)
 
 
