@@ -44,15 +44,57 @@ def scene_state() -> dict:
     }
 
 
+class RecordingLayout:
+    """Stands in for a panel's UILayout (background Blender draws no UI): records what the
+    panel's draw() asks for, and checks every property it shows exists."""
+
+    def __init__(self, record: list) -> None:
+        self.record = record
+        self.enabled = self.alert = True
+        self.use_property_split = self.use_property_decorate = False
+        self.scale_y = 1.0
+
+    def prop(self, data, name, **_):
+        assert name in data.bl_rna.properties, name
+        self.record.append(("prop", name, self.enabled))
+
+    def operator(self, idname, **_):
+        self.record.append(("operator", idname))
+
+    def label(self, text="", **_):
+        self.record.append(("label", text, self.alert))
+
+    def progress(self, factor=0.0, text="", **_):
+        self.record.append(("progress", factor, text))
+
+    def row(self, **_):
+        return self
+
+    def column(self, **_):
+        return self
+
+    def box(self):
+        return self
+
+
+def draw_panel(extension) -> list:
+    record: list = []
+    panel = type("PanelSelf", (), {"layout": RecordingLayout(record)})()
+    extension.ui.VIEW3D_PT_tressel.draw(panel, bpy.context)
+    return record
+
+
 def run_until_done(runner, timeout: float = 120.0, on_tick=None) -> dict:
     """Be Blender's timer: call the poll step until it stops asking to be called again."""
     deadline = time.monotonic() + timeout
-    phases = []
+    phases, drawn_progress = [], []
+    extension = sys.modules[MODULE]
     while True:
         interval = runner.poll_job()
         state = runner.STATE
         if state.phase and (not phases or phases[-1] != state.phase):
             phases.append(state.phase)
+        drawn_progress += [item[2] for item in draw_panel(extension) if item[0] == "progress"]
         if on_tick:
             on_tick(state)
         if interval is None:
@@ -62,7 +104,8 @@ def run_until_done(runner, timeout: float = 120.0, on_tick=None) -> dict:
         time.sleep(0.02)
     state = runner.STATE
     return {"state": state.job.state, "message": state.message, "failed": state.failed,
-            "phases": phases}
+            "phases": phases, "drawn_progress": sorted(set(drawn_progress)),
+            "drawn_after": draw_panel(extension)}
 
 
 def generate(settings, photo: str, **options) -> None:

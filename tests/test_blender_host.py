@@ -244,9 +244,15 @@ def test_a_failed_job_reports_the_daemons_message_and_changes_nothing(blender_ru
     corrupt = facts["corrupt"]
     assert corrupt["state"] == "failed" and corrupt["failed"]
     assert "broken.jpg" in corrupt["message"]
+    # The panel shows it as an alert, the options editable again.
+    labels = [item for item in corrupt["drawn_after"] if item[0] == "label"]
+    assert labels[0][2] is True and "broken.jpg" in " ".join(item[1] for item in labels)
+    assert all(item[2] for item in corrupt["drawn_after"] if item[0] == "prop")
     assert corrupt["unchanged"]
     cancel = facts["cancel"]
     assert cancel["state"] == "cancelled" and "diffusion" in cancel["phases"], cancel
+    # While it ran, the panel drew its progress bar.
+    assert any(text.startswith("diffusion") for text in cancel["drawn_progress"]), cancel
     assert cancel["unchanged"]
     assert blender_run["client"].job(cancel["job_id"]).state == "cancelled"
     # Only the successful jobs wrote layers.
