@@ -40,6 +40,7 @@ class JobState:
     failed: bool = False
     imported: Any = None  # groom_import.ImportedGroom of the last success
     warnings: list[str] = field(default_factory=list)
+    progress_shown: bool = False  # the window manager's progress indicator is up
 
     @property
     def running(self) -> bool:
@@ -190,6 +191,7 @@ def _windows() -> list[Any]:
 
 
 def _show_status() -> None:
+    """The job's phase in every window's status bar, and the window manager's progress."""
     text = f"Tressel: {STATE.progress_text}"
     for window in _windows():
         try:
@@ -198,11 +200,12 @@ def _show_status() -> None:
         except (AttributeError, RuntimeError, TypeError):
             pass
     wm = bpy.context.window_manager
-    if wm is not None and _windows():
+    if wm is not None and _windows() and STATE.total:
         try:
-            if STATE.total:
+            if not STATE.progress_shown:
                 wm.progress_begin(0, 1000)
-                wm.progress_update(int(1000 * STATE.fraction))
+                STATE.progress_shown = True
+            wm.progress_update(int(1000 * STATE.fraction))
         except RuntimeError:
             pass
 
@@ -215,7 +218,8 @@ def _clear_status() -> None:
                 window.workspace.status_text_set(None)
         except (AttributeError, RuntimeError, TypeError):
             pass
-    if wm is not None and _windows():
+    if wm is not None and STATE.progress_shown:
+        STATE.progress_shown = False
         try:
             wm.progress_end()
         except RuntimeError:
