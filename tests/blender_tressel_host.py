@@ -264,6 +264,19 @@ def main() -> None:
     outcome["unchanged"] = scene_state() == before
     facts["corrupt"] = outcome
 
+    # 2b. The import step itself failing half-way (a USD file that is not a groom): everything
+    # it had made is removed again.
+    not_a_groom = Path(spec["output_dir"]).parent / "not_a_groom.usda"
+    not_a_groom.write_text('#usda 1.0\n(\n    defaultPrim = "Groom"\n)\n\n'
+                           'def Xform "Groom"\n{\n    def Sphere "Ball"\n    {\n'
+                           '        double radius = 0.1\n    }\n}\n')
+    try:
+        extension.groom_import.import_groom(not_a_groom, "broken")
+        facts["bad_layer"] = {"raised": None}
+    except RuntimeError as exc:
+        facts["bad_layer"] = {"raised": str(exc)}
+    facts["bad_layer"]["unchanged"] = scene_state() == before
+
     # 3. Cancel while the daemon is in diffusion.
     def cancel_in_diffusion(state):
         if state.phase == "diffusion" and bpy.ops.tressel.cancel.poll():

@@ -249,6 +249,9 @@ def test_a_failed_job_reports_the_daemons_message_and_changes_nothing(blender_ru
     assert labels[0][2] is True and "broken.jpg" in " ".join(item[1] for item in labels)
     assert all(item[2] for item in corrupt["drawn_after"] if item[0] == "prop")
     assert corrupt["unchanged"]
+    # An import that fails half-way removes what it had made.
+    assert "no Strands curves" in facts["bad_layer"]["raised"]
+    assert facts["bad_layer"]["unchanged"]
     cancel = facts["cancel"]
     assert cancel["state"] == "cancelled" and "diffusion" in cancel["phases"], cancel
     # While it ran, the panel drew its progress bar.
