@@ -67,11 +67,13 @@ def start_job(photo: str, options: Any, output_dir: str | Path, *, scene_name: s
     """Start a groom job for `photo`; `poll_job` (a timer) follows it. One job at a time."""
     from tressel.hosting import CallQueue, HostJob
 
+    global STATE
     if STATE.running:
         raise RuntimeError("a Tressel job is already running: wait for it or cancel it")
     calls = CallQueue()
-    STATE.__init__(calls=calls, photo=photo, scene_name=scene_name, head_name=head_name,
-                   attach=attach, import_guides=bool(options.import_guides))
+    # A fresh state per job; the callbacks below read the module's STATE when they run.
+    STATE = JobState(calls=calls, photo=photo, scene_name=scene_name, head_name=head_name,
+                     attach=attach, import_guides=bool(options.import_guides))
     STATE.job = HostJob(photo, options, output_dir, call_on_ui_thread=calls.post,
                         on_progress=_on_progress, on_done=_on_done, on_error=_on_error,
                         on_cancelled=_on_cancelled)
