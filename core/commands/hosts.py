@@ -22,7 +22,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=(
             "examples:\n  tressel hosts install maya\n"
             "  tressel hosts install houdini --dir ~/houdini20.5/packages\n"
-            "  tressel hosts install blender --uninstall\n  tressel hosts status"
+            "  tressel hosts install blender --uninstall\n"
+            "  tressel hosts install blender --zip tressel_blender.zip\n  tressel hosts status"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -39,6 +40,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
              "Houdini packages folder, Blender extensions repository)",
     )
     inst.add_argument("--uninstall", action="store_true", help="remove what install wrote")
+    inst.add_argument("--zip", type=Path, default=None, metavar="OUT.zip",
+                      help="blender only: write the extension as a zip for Blender's Install "
+                           "from Disk instead of installing it")
     inst.set_defaults(func=run)
     status = actions.add_parser("status", help="list the installed hosts and where they point")
     status.add_argument("--dir", dest="target_dir", type=Path, default=None, metavar="DIR",
@@ -59,6 +63,17 @@ def run(args: argparse.Namespace) -> int:
                   f"{args.target_dir or host.default_dir()}")
         for path in removed:
             print(f"removed {path}")
+        return 0
+    if getattr(args, "zip", None) is not None:
+        if not hasattr(host, "build_zip"):
+            from tressel.errors import ConfigError
+
+            raise ConfigError(f"--zip is for blender only: install {args.host} without it")
+        python_dir = prepare_hosts_python()
+        out = host.build_zip(args.zip)
+        print(f"wrote the Tressel {args.host} extension: {out}")
+        print("  install it in Blender: Edit > Preferences > Get Extensions > Install from Disk")
+        print(f"  tressel.client for the DCC's Python: {python_dir}")
         return 0
     python_dir = prepare_hosts_python()
     done = host.install(args.target_dir)
