@@ -8,6 +8,7 @@ models stay loaded across calls in a small cache keyed by bundle hash, device an
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
@@ -53,18 +54,12 @@ class GenerateParams:
     decode_chunk_size: int | None = None  # strands per decoder chunk (None: the codec's)
 
     def validate(self) -> None:
-        if self.steps is not None and self.steps < 1:
-            raise ConfigError(f"steps must be at least 1, got {self.steps}")
-        if self.guidance is not None and self.guidance < 0:
-            raise ConfigError(f"guidance must be >= 0, got {self.guidance}")
-        if self.density_scale <= 0:
-            raise ConfigError(f"density scale must be > 0, got {self.density_scale}")
-        if self.max_strands is not None and self.max_strands < 1:
-            raise ConfigError(f"max strands must be at least 1, got {self.max_strands}")
-        if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
-            raise ConfigError(f"dtype {self.dtype!r}: use auto, float32, bfloat16 or float16")
-        if self.decode_chunk_size is not None and self.decode_chunk_size < 1:
-            raise ConfigError("decode chunk size must be at least 1")
+        """Check every field's type and bounds (`tressel.params`, shared with the CLI and the
+        daemon); intervals given as lists become tuples."""
+        from tressel.params import check_generate_params
+
+        checked = check_generate_params(dataclasses.asdict(self))
+        self.guidance_interval = checked["guidance_interval"]
 
 
 @dataclass
