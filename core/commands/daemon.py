@@ -91,7 +91,7 @@ def _running_client(state_dir: Path):  # -> Client | None
     endpoint = read_endpoint(state_dir)
     if endpoint is None:
         return None
-    client = Client(endpoint, timeout=5.0)
+    client = Client(endpoint, timeout=5.0, state_dir=state_dir)
     try:
         client.health()
     except (DaemonError, OSError, ValueError):  # unreachable, or a stale endpoint file

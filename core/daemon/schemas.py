@@ -109,7 +109,7 @@ class ModelList(BaseModel):
 
 
 class Health(BaseModel):
-    status: Literal["ok", "stopping"]
+    status: Literal["ok", "degraded", "stopping"]  # degraded: see `problems`
     version: str
     pid: int
     uptime_s: float
@@ -118,6 +118,11 @@ class Health(BaseModel):
     queue: dict[str, int]
     limits: dict[str, Any]
     cache: dict[str, int]  # result layers stored now: {"layers": n, "bytes": b}
+    workers: list[dict[str, Any]] = Field(
+        default_factory=list, description="per device: state, job, since, alive")
+    problems: list[str] = Field(
+        default_factory=list, description="what is wrong (dead or stuck worker, full disk)")
+    disk_free_bytes: int | None = None  # on the state folder's filesystem
 
 
 class Problem(BaseModel):
