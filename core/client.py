@@ -273,9 +273,10 @@ class Client:
                                                                       nonce)):
             raise StaleEndpoint(
                 f"something at {url} answers but is not the daemon that wrote the endpoint "
-                f"file (identity check failed, HTTP {status}): nothing was sent to it. If a "
-                "daemon of an older Tressel is running, stop it (`tressel daemon stop`); "
-                "otherwise start one with `tressel daemon start --detach`"
+                f"file (identity check failed, HTTP {status}): nothing was sent to it. If the "
+                "daemon restarted (new token), connect again; if a daemon of an older Tressel "
+                "is running, stop it (`tressel daemon stop`); otherwise start one with "
+                "`tressel daemon start --detach`"
             )
 
     def _ensure_verified(self, timeout: float | None) -> None:
@@ -562,8 +563,14 @@ def connect(
     endpoint = read_endpoint(folder)
     if endpoint is not None:
         client = Client(endpoint, timeout=timeout, state_dir=folder)
-        if _answers(client):
+        try:
+            client.health(timeout=5.0)
             return client
+        except StaleEndpoint:
+            if not autostart:
+                raise  # says why the recorded daemon is not used
+        except (DaemonError, OSError, ValueError, http.client.HTTPException):
+            pass
     if not autostart:
         raise DaemonNotRunning(
             f"no Tressel daemon is running for {folder}: start one with "
