@@ -306,6 +306,7 @@ def _write_png(rgb_uint8: Any, path: Path) -> None:
 
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")  # OIIO picks the format by suffix
     try:
+        oiio.geterror()  # clears an error left by an earlier call, so it is not taken as ours
         spec = oiio.ImageSpec(rgb_uint8.shape[1], rgb_uint8.shape[0], 3, "uint8")
         out = oiio.ImageOutput.create(str(tmp))
         if out is None or not out.open(str(tmp), spec):
