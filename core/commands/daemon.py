@@ -228,6 +228,8 @@ def run_status(args: argparse.Namespace) -> int:
     if rss:
         print(f"  process memory {rss / 1e9:.2f} GB")
     print(f"  jobs: {health['queue']['running']} running, {health['queue']['queued']} queued")
+    for problem in health.get("problems") or []:
+        print(f"  PROBLEM: {problem}")
     cache, limit = health.get("cache"), health["limits"].get("cache_max_bytes")
     if cache is not None:
         print(f"  result cache: {cache['layers']} layer(s), {cache['bytes'] / GB:.2f} GB"
