@@ -11,7 +11,9 @@ EXTRAS = {
     "farm": ["openjd-cli"],
 }
 # The tests exercise every part, so they need every extra.
-EXTRAS["test"] = ["pytest", "pytest-timeout", "scikit-image", "ruff", "httpx", "hypothesis"] + sorted(
+EXTRAS["test"] = [
+    "pytest", "pytest-timeout", "scikit-image", "ruff", "httpx", "hypothesis",
+] + sorted(
     {dep for deps in EXTRAS.values() for dep in deps}
 )
 

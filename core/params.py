@@ -1,4 +1,4 @@
-"""The types and bounds of every job parameter, checked in one place for the CLI, daemon and pipeline.
+"""The types and bounds of every job parameter, checked in one place for CLI, daemon, pipeline.
 
 Standard library only: the CLI checks its options here before importing torch, the daemon's
 request schema checks a submission here before queueing it, and `GenerateParams.validate` calls
