@@ -261,6 +261,11 @@ class Client:
                 f"no Tressel daemon answers at {url} ({exc}): start one with "
                 "`tressel daemon start --detach`, or connect(autostart=True)"
             ) from exc
+        except TimeoutError as exc:
+            raise DaemonError(
+                f"the daemon at {url} did not answer the identity check within "
+                f"{timeout or self.timeout:.0f} s: check `tressel daemon status` and its logs"
+            ) from exc
         except (OSError, http.client.HTTPException) as exc:
             raise StaleEndpoint(f"{stale} ({type(exc).__name__}: {exc})") from exc
         finally:
@@ -269,8 +274,8 @@ class Client:
             proof = str(json.loads(body).get("proof") or "") if status == 200 else ""
         except (ValueError, AttributeError):
             proof = ""
-        if not proof or not hmac.compare_digest(proof, identity_proof(self.endpoint.token,
-                                                                      nonce)):
+        expected = identity_proof(self.endpoint.token, nonce).encode("ascii")
+        if not proof or not hmac.compare_digest(proof.encode("utf-8", "replace"), expected):
             raise StaleEndpoint(
                 f"something at {url} answers but is not the daemon that wrote the endpoint "
                 f"file (identity check failed, HTTP {status}): nothing was sent to it. If the "
