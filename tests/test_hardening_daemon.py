@@ -472,7 +472,7 @@ def test_cancelled_and_failed_jobs_leave_no_empty_cache_folders(farm, tmp_path):
     for job in (running, failed):
         wait_for(lambda j=job: client.job(j.id).done)
     cache = farm.state_dir / "cache"
-    empty = [p for p in cache.rglob("*") if p.is_dir() and p.name != ".tmp"
+    empty = [p for p in cache.rglob("*") if p.is_dir() and p.name != "tmp"
              and not any(p.iterdir())]
     assert not empty, empty
 

@@ -140,7 +140,7 @@ def test_soak_many_jobs_from_several_clients(tmp_path):
         recorded = {j.id: j.state for j in client.jobs(limit=1000)}
         assert all(recorded.get(job_id) == state for _, job_id, state in outcomes)
         assert not list((proc.state_dir / "inputs").iterdir())  # no orphaned uploads
-        assert not list((proc.state_dir / "cache" / ".tmp").iterdir())
+        assert not list((proc.state_dir / "cache" / "tmp").iterdir())
         # Flat: after the warm-up, the rest of the jobs cost no memory or descriptors.
         assert fds1 <= fds0 + 4, (fds0, fds1)
         assert rss1 - rss0 < 25e6, f"resident memory grew {(rss1 - rss0) / 1e6:.1f} MB"

@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 CACHE_LAYOUT = 1
 _TMP_MARK = ".tmp-"
-TEMP_DIR = ".tmp"  # layers being written; renamed into `<key[:2]>/` when complete
+TEMP_DIR = "tmp"  # layers being written; renamed into `<key[:2]>/` when complete
 
 
 def cache_key(
@@ -91,7 +91,7 @@ class ResultCache:
         """Delete temp files that a killed writer left behind, and empty layer folders (only at
         start: none is live)."""
         removed = 0
-        for tmp in [*self.root.glob(f"*/.*{_TMP_MARK}*"), *self.root.glob(f"{TEMP_DIR}/*")]:
+        for tmp in {*self.root.glob(f"*/.*{_TMP_MARK}*"), *self.root.glob(f"{TEMP_DIR}/*")}:
             try:
                 tmp.unlink()
                 removed += 1
