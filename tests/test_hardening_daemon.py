@@ -540,3 +540,34 @@ def test_check_image_refuses_what_load_image_refuses(tmp_path):
         with pytest.raises(ImageError):
             check_image(bad)
 
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_health_problems_name_a_stuck_job_and_a_dead_worker(tmp_path, monkeypatch):
+    # In process, so the test can stall a job and kill the worker thread outright.
+    from daemon_support import SleepEngine
+    from tressel.daemon import manager as manager_module
+    from tressel.daemon.config import DaemonConfig
+
+    monkeypatch.setattr(manager_module, "STUCK_AFTER_S", 0.5)
+    manager = manager_module.JobManager(DaemonConfig(state_dir=tmp_path / "state"),
+                                        SleepEngine(None))
+    manager.start()
+    try:
+        assert manager.problems() == []
+        image = write_png(tmp_path / "a.png").read_bytes()
+        job = manager.submit(image, "a.png", None, {"steps": 1, "step_seconds": 3.0}, {}, 0,
+                             "usda")
+        stuck = wait_for(lambda: [p for p in manager.problems() if "no progress" in p],
+                         timeout=10)
+        assert job.id in stuck[0] and "cancel it" in stuck[0]
+
+        def crash(device: str) -> None:
+            raise SystemExit("simulated fault in the worker thread")  # nothing catches this
+
+        monkeypatch.setattr(manager.store, "claim_next", crash)
+        dead = wait_for(lambda: [p for p in manager.problems() if "has died" in p], timeout=15)
+        assert "restart the daemon" in dead[0]
+        assert manager.worker_report()[0]["alive"] is False
+    finally:
+        manager.stop(timeout=5)
