@@ -36,8 +36,10 @@ EXTRAS = {
 }
 # The tests exercise every part, so they need every extra.
 # matplotlib and mahotas ship real portraits (Grace Hopper; Luis Pedro, Lena) for the face tests.
-EXTRAS["test"] = ["pytest", "pytest-timeout", "scikit-image", "ruff", "httpx", "matplotlib",
-                  "mahotas"] + sorted(
+EXTRAS["test"] = [
+    "pytest", "pytest-timeout", "scikit-image", "ruff", "httpx", "hypothesis", "matplotlib",
+    "mahotas",
+] + sorted(
     {dep for deps in EXTRAS.values() for dep in deps}
 )
 
@@ -61,8 +63,8 @@ setup(
         "opencv-python-headless<5",
         # Runs the shipped MediaPipe face models (tressel/data/face); where it has no wheel the
         # face crop falls back to OpenCV's approximate Haar detector.
-        "ai-edge-litert>=2.3; (sys_platform == 'linux' and platform_machine == 'x86_64') or "
-        "sys_platform == 'win32' or (sys_platform == 'darwin' and platform_machine == 'arm64')",
+        ("ai-edge-litert>=2.3; (sys_platform == 'linux' and platform_machine == 'x86_64') or "
+         "sys_platform == 'win32' or (sys_platform == 'darwin' and platform_machine == 'arm64')"),
         "PyYAML",
         "tqdm",
     ],

@@ -110,7 +110,14 @@ def load_bundle(name_or_path: str | os.PathLike | Bundle, store: Path | None = N
     store = store or bundle_store_dir()
     if NAME_RE.match(text) and (store / text / MANIFEST).is_file():
         return Bundle.open(store / text)
+    # The shipped demo model answers to its name too (an installed bundle of that name wins).
+    shipped = packaged_bundles_dir() / text
+    if NAME_RE.match(text) and (shipped / MANIFEST).is_file():
+        return Bundle.open(shipped)
     installed = ", ".join(b.name for b in list_bundles(store)) or "none"
+    shipped_names = ", ".join(b.name for b in list_bundles(packaged_bundles_dir()))
+    if shipped_names:
+        installed += f"; shipped: {shipped_names}"
     raise BundleError(
         f"no model bundle {text!r}: not a folder with {MANIFEST} and not installed in {store} "
         f"(installed: {installed}). Run `tressel models list`, or import the DiffLocks release "

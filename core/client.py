@@ -13,7 +13,10 @@ timeout, and waiting for a job reads the daemon's Server-Sent Events with a dead
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import http.client
+import ipaddress
 import json
 import logging
 import os
@@ -23,6 +26,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -41,7 +45,12 @@ ENV_LAUNCH_ID = "TRESSEL_DAEMON_LAUNCH_ID"
 ENDPOINT_FILE = "daemon.json"  # host, port, token, pid: readable by the user only (0600)
 LAUNCH_LOG = "daemon.out"  # stdout/stderr of a detached daemon (import errors land here)
 API = "/v1"
+IDENTITY_PATH = f"{API}/identity"  # the one path that answers without the token
+# Domain separation: the proof can never be mistaken for the token or for another protocol.
+IDENTITY_CONTEXT = b"tressel-daemon-identity/1\n"
 TERMINAL_STATES = ("succeeded", "failed", "cancelled")
+
+KEEPALIVE = "keepalive"  # the type of a comment line from `_parse_sse(..., comments=True)`
 
 ProgressCallback = Callable[[str, int, int], None]
 
@@ -57,6 +66,11 @@ class DaemonError(TresselError):
 
 class DaemonNotRunning(DaemonError):
     """No daemon answers at the endpoint recorded in the state folder."""
+
+
+class StaleEndpoint(DaemonNotRunning):
+    """The endpoint file names a daemon that is gone (or something else now answers there);
+    nothing was sent to it."""
 
 
 class JobFailed(TresselError):
@@ -93,6 +107,13 @@ class Endpoint:
         return f"http://{host}:{self.port}"
 
 
+def identity_proof(token: str, nonce: str) -> str:
+    """HMAC-SHA256 of the client's nonce under the token: the daemon's answer to the identity
+    check, which only a holder of the token can compute and which does not reveal it."""
+    return hmac.new(token.encode("utf-8"), IDENTITY_CONTEXT + nonce.encode("ascii"),
+                    hashlib.sha256).hexdigest()
+
+
 def read_endpoint(state_dir: Path | None = None) -> Endpoint | None:
     """The endpoint a daemon recorded in `state_dir`, or None when there is none (or it is torn)."""
     path = Path(state_dir or daemon_dir()) / ENDPOINT_FILE
@@ -110,7 +131,7 @@ def read_endpoint(state_dir: Path | None = None) -> Endpoint | None:
 
 def write_endpoint(endpoint: Endpoint, state_dir: Path) -> Path:
     """Write the endpoint file atomically, readable and writable by the user only."""
-    state_dir.mkdir(parents=True, exist_ok=True)
+    make_private_dir(state_dir)
     path = state_dir / ENDPOINT_FILE
     tmp = state_dir / f".{ENDPOINT_FILE}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
     payload = json.dumps(endpoint.__dict__, indent=2).encode("utf-8")
@@ -126,6 +147,19 @@ def write_endpoint(endpoint: Endpoint, state_dir: Path) -> Path:
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+def make_private_dir(folder: Path) -> Path:
+    """Create `folder` (and its parents) if needed; the folder itself is the user's alone
+    (0700), whoever created it and with whatever umask."""
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if os.name != "nt":
+        try:
+            if folder.stat().st_uid == os.getuid():
+                os.chmod(folder, 0o700)
+        except OSError:
+            pass
+    return folder
 
 
 @dataclass
@@ -184,12 +218,81 @@ class Event:
 
 
 class Client:
-    """A connection to one daemon; safe to share between threads (one HTTP connection per call)."""
+    """A connection to one daemon; safe to share between threads (one HTTP connection per call).
 
-    def __init__(self, endpoint: Endpoint, timeout: float = 30.0) -> None:
+    Before its first request (and again after the daemon stopped answering) the client checks
+    that the daemon at the endpoint is the one that wrote it: the state folder's lock is held,
+    its pid is alive, and it answers the identity challenge (`identity_proof`) that only the
+    token's holder can. Only then does it send the token, an upload or anything else.
+    """
+
+    def __init__(self, endpoint: Endpoint, timeout: float = 30.0,
+                 state_dir: str | os.PathLike[str] | None = None) -> None:
         self.endpoint = endpoint
         self.timeout = timeout
+        self.state_dir = Path(state_dir) if state_dir else None
         self._limits: dict[str, Any] | None = None
+        self._verified = False
+        self._verify_lock = threading.Lock()
+
+    # -- identity ----------------------------------------------------------------------------
+
+    def verify(self, timeout: float | None = None) -> None:
+        """Raise `StaleEndpoint` unless the live daemon that wrote the endpoint answers."""
+        url = self.endpoint.url
+        stale = (f"the daemon recorded at {url} is gone (stale endpoint file"
+                 + (f" in {self.state_dir}" if self.state_dir else "") + "): nothing was sent "
+                 "to it; start a daemon with `tressel daemon start --detach`, or "
+                 "connect(autostart=True)")
+        if self.state_dir is not None:
+            from tressel.daemon.lock import is_held  # standard library only
+
+            if not is_held(self.state_dir):
+                raise StaleEndpoint(stale)
+            if _is_loopback(self.endpoint.host) and not _pid_alive(self.endpoint.pid):
+                raise StaleEndpoint(stale)
+        nonce = secrets.token_hex(16)
+        conn = self._connection(timeout)
+        try:
+            conn.request("GET", f"{IDENTITY_PATH}?nonce={nonce}",
+                         headers={"Accept": "application/json"})
+            response = conn.getresponse()
+            status, body = response.status, response.read(64 * 1024)
+        except (ConnectionRefusedError, socket.gaierror) as exc:
+            raise DaemonNotRunning(
+                f"no Tressel daemon answers at {url} ({exc}): start one with "
+                "`tressel daemon start --detach`, or connect(autostart=True)"
+            ) from exc
+        except TimeoutError as exc:
+            raise DaemonError(
+                f"the daemon at {url} did not answer the identity check within "
+                f"{timeout or self.timeout:.0f} s: check `tressel daemon status` and its logs"
+            ) from exc
+        except (OSError, http.client.HTTPException) as exc:
+            raise StaleEndpoint(f"{stale} ({type(exc).__name__}: {exc})") from exc
+        finally:
+            conn.close()
+        try:
+            proof = str(json.loads(body).get("proof") or "") if status == 200 else ""
+        except (ValueError, AttributeError):
+            proof = ""
+        expected = identity_proof(self.endpoint.token, nonce).encode("ascii")
+        if not proof or not hmac.compare_digest(proof.encode("utf-8", "replace"), expected):
+            raise StaleEndpoint(
+                f"something at {url} answers but is not the daemon that wrote the endpoint "
+                f"file (identity check failed, HTTP {status}): nothing was sent to it. If the "
+                "daemon restarted (new token), connect again; if a daemon of an older Tressel "
+                "is running, stop it (`tressel daemon stop`); otherwise start one with "
+                "`tressel daemon start --detach`"
+            )
+
+    def _ensure_verified(self, timeout: float | None) -> None:
+        if self._verified:
+            return
+        with self._verify_lock:
+            if not self._verified:
+                self.verify(timeout)
+                self._verified = True
 
     # -- plumbing ----------------------------------------------------------------------------
 
@@ -212,6 +315,7 @@ class Client:
         timeout: float | None = None,
     ) -> tuple[int, dict[str, str], bytes]:
         """Send one request; return (status, lower-cased headers, body)."""
+        self._ensure_verified(timeout)
         conn = self._connection(timeout)
         try:
             conn.request(method, path, body=body, headers=self._headers(headers))
@@ -219,11 +323,13 @@ class Client:
             headers = {k.lower(): v for k, v in response.getheaders()}  # names are any case
             return response.status, headers, response.read()
         except (ConnectionRefusedError, socket.gaierror) as exc:
+            self._verified = False  # whatever listens there next must prove itself again
             raise DaemonNotRunning(
                 f"no Tressel daemon answers at {self.endpoint.url} ({exc}): start one with "
                 "`tressel daemon start --detach`, or connect(autostart=True)"
             ) from exc
         except (ConnectionResetError, BrokenPipeError) as exc:
+            self._verified = False
             raise DaemonError(
                 f"the daemon at {self.endpoint.url} closed the connection ({exc}); if this was "
                 "an upload, it may be over the daemon's upload limit"
@@ -348,6 +454,16 @@ class Client:
         Raises `TimeoutError` when nothing (not even a keep-alive) arrives for `read_timeout`
         seconds; the caller may reconnect with the last event id.
         """
+        for event in self._events(job_id, last_event_id, read_timeout):
+            if event.type != KEEPALIVE:
+                yield event
+
+    def _events(
+        self, job_id: str, last_event_id: str | None, read_timeout: float
+    ) -> Iterator[Event]:
+        """`events`, with each keep-alive comment as an Event of type KEEPALIVE (so a waiter
+        can check its deadline while the daemon has nothing to say)."""
+        self._ensure_verified(read_timeout)
         conn = self._connection(read_timeout)
         headers = {"Accept": "text/event-stream"}
         if last_event_id:
@@ -360,7 +476,7 @@ class Client:
                 raise DaemonNotRunning(f"no Tressel daemon answers at {self.endpoint.url}") from exc
             if response.status >= 400:
                 raise _problem(response.status, response.read(), f"events of job {job_id}")
-            yield from _parse_sse(response)
+            yield from _parse_sse(response, comments=True)
         finally:
             conn.close()
 
@@ -387,7 +503,7 @@ class Client:
             stream_timeout = read_timeout if remaining is None else min(read_timeout, remaining)
             final: JobInfo | None = None
             try:
-                for event in self.events(job_id, last_id, read_timeout=max(stream_timeout, 0.1)):
+                for event in self._events(job_id, last_id, max(stream_timeout, 0.1)):
                     last_id = event.id or last_id
                     if event.type == "progress" and progress:
                         progress(event.data["phase"], int(event.data["step"]),
@@ -398,7 +514,7 @@ class Client:
                         final = JobInfo.from_json(event.data)
                         break
                     if deadline is not None and time.monotonic() > deadline:
-                        break  # busy stream, but out of time: the loop head raises
+                        break  # a busy (or keep-alive only) stream, but out of time
             except (TimeoutError, ConnectionResetError, http.client.HTTPException):
                 pass  # silence or a dropped stream: look at the job, then reconnect
             if final is None:
@@ -453,9 +569,15 @@ def connect(
     folder = Path(state_dir) if state_dir else daemon_dir()
     endpoint = read_endpoint(folder)
     if endpoint is not None:
-        client = Client(endpoint, timeout=timeout)
-        if _answers(client):
+        client = Client(endpoint, timeout=timeout, state_dir=folder)
+        try:
+            client.health(timeout=5.0)
             return client
+        except StaleEndpoint:
+            if not autostart:
+                raise  # says why the recorded daemon is not used
+        except (DaemonError, OSError, ValueError, http.client.HTTPException):
+            pass
     if not autostart:
         raise DaemonNotRunning(
             f"no Tressel daemon is running for {folder}: start one with "
@@ -463,7 +585,7 @@ def connect(
         )
     endpoint = start_daemon(folder, command=daemon_command, args=daemon_args,
                             timeout=start_timeout)
-    return Client(endpoint, timeout=timeout)
+    return Client(endpoint, timeout=timeout, state_dir=folder)
 
 
 def default_daemon_command() -> list[str]:
@@ -499,8 +621,9 @@ def start_daemon(
     The daemon outlives the caller (its own session/process group); its early output goes to
     `daemon.out` in the state folder. If another daemon won the race to start, that one is used.
     """
-    folder = Path(state_dir) if state_dir else daemon_dir()
-    folder.mkdir(parents=True, exist_ok=True)
+    from tressel.daemon.lock import is_held  # standard library only
+
+    folder = make_private_dir(Path(state_dir) if state_dir else daemon_dir())
     argv = list(command or default_daemon_command()) + ["start"] + list(args or [])
     env = dict(os.environ)
     env[ENV_DAEMON_DIR] = str(folder)
@@ -515,7 +638,8 @@ def start_daemon(
     else:
         kwargs["start_new_session"] = True  # a Ctrl-C in the caller's terminal must not reach it
     log.info("starting the Tressel daemon: %s", " ".join(argv))
-    with open(out_path, "ab") as out:
+    # The launch log may hold paths and errors: the user's alone, like the rest of the folder.
+    with os.fdopen(os.open(out_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab") as out:
         process = subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env,
             close_fds=True, **kwargs,
@@ -527,9 +651,11 @@ def start_daemon(
         ours = endpoint is not None and endpoint.launch_id == launch_id
         # When ours exited, another daemon may have won the race to start: use that one.
         if (endpoint is not None and (ours or exited is not None)
-                and _answers(Client(endpoint, timeout=2.0))):
+                and _answers(Client(endpoint, timeout=2.0, state_dir=folder))):
             return endpoint
-        if exited is not None and (endpoint is None or not _pid_alive(endpoint.pid)):
+        # Ours exited: if another daemon holds the folder's lock it won the race and is still
+        # starting (its endpoint file comes once it listens), so wait for it; else ours failed.
+        if exited is not None and not is_held(folder):
             raise DaemonError(
                 f"the daemon exited while starting (status {exited}):\n"
                 f"{_tail(out_path, 20)}\nsee {out_path}"
@@ -549,6 +675,15 @@ def _answers(client: Client) -> bool:
         client.health(timeout=5.0)
         return True
     except (DaemonError, OSError, ValueError, http.client.HTTPException):
+        return False
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() in ("localhost", "ip6-localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
         return False
 
 
@@ -612,8 +747,11 @@ def _multipart(
     return b"".join(parts), f"multipart/form-data; boundary={boundary}"
 
 
-def _parse_sse(response: http.client.HTTPResponse) -> Iterator[Event]:
-    """Parse a text/event-stream body (the subset the daemon sends: id, event, data, comments)."""
+def _parse_sse(response: http.client.HTTPResponse, comments: bool = False) -> Iterator[Event]:
+    """Parse a text/event-stream body (the subset the daemon sends: id, event, data, comments).
+
+    With `comments`, each comment line (the daemon's keep-alive) is yielded as a KEEPALIVE
+    event."""
     event_type, event_id, data_lines = "message", None, []
     while True:
         raw = response.readline()
@@ -630,7 +768,9 @@ def _parse_sse(response: http.client.HTTPResponse) -> Iterator[Event]:
             event_type, event_id, data_lines = "message", None, []
             continue
         if line.startswith(":"):
-            continue  # keep-alive comment
+            if comments:
+                yield Event(KEEPALIVE, {"text": line[1:].strip()})
+            continue
         key, _, value = line.partition(":")
         value = value.removeprefix(" ")
         if key == "event":

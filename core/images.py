@@ -33,6 +33,21 @@ class ImageLimits:
     max_pixels: int = DEFAULT_MAX_PIXELS
 
 
+@dataclass(frozen=True)
+class ImageInfo:
+    """What `check_image` learns about a file without holding its pixels."""
+
+    sha256: str
+    name: str
+    file_format: str
+    width: int
+    height: int
+
+
+# Rows read at once by `check_image`: bands of about this many pixels.
+CHECK_BAND_PIXELS = 1 << 20
+
+
 @dataclass
 class LoadedImage:
     """A decoded photo: `rgb` is float32 [H, W, 3] in [0, 1], sRGB-encoded."""
@@ -91,6 +106,44 @@ def load_image(
     return _decode(path, label, _sha256_file(path), limits)
 
 
+def check_image(
+    data: bytes | bytearray | memoryview,
+    limits: ImageLimits | None = None,
+    name: str | None = None,
+) -> ImageInfo:
+    """Check that `data` (an uploaded file) decodes completely, as `load_image` would, while
+    holding only a band of about `CHECK_BAND_PIXELS` pixels at a time.
+
+    It refuses exactly what `load_image` refuses, with the same messages, but its memory does
+    not grow with the image: a small file that declares tens of megapixels costs a few MB to
+    check instead of gigabytes (the daemon checks every upload at submission).
+    """
+    limits = limits or ImageLimits()
+    data = bytes(data)
+    label = name or "uploaded image"
+    _check_byte_size(len(data), label, limits)
+    digest = hashlib.sha256(data).hexdigest()
+    fd, tmp_name = tempfile.mkstemp(prefix="tressel_upload_")
+    try:
+        with os.fdopen(fd, "wb") as tmp:
+            tmp.write(data)
+        image_input, spec, file_format, channels = _open_checked(Path(tmp_name), label, limits)
+        try:
+            read_type = _read_type(str(spec.format))
+            first, last = min(channels), max(channels)
+            band = max(1, CHECK_BAND_PIXELS // max(spec.width, 1))
+            for y in range(spec.y, spec.y + spec.height, band):
+                rows = image_input.read_scanlines(0, 0, y, min(y + band, spec.y + spec.height),
+                                                  spec.z, first, last + 1, read_type)
+                _raise_if_read_failed(image_input, rows, label)
+                del rows
+        finally:
+            image_input.close()
+    finally:
+        Path(tmp_name).unlink(missing_ok=True)
+    return ImageInfo(digest, label, file_format, int(spec.width), int(spec.height))
+
+
 def _check_byte_size(size: int, label: str, limits: ImageLimits) -> None:
     if size == 0:
         raise ImageError(f"{label} is empty (0 bytes): export the image again or pick another file")
@@ -110,8 +163,9 @@ def _sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _decode(path: Path, label: str, digest: str, limits: ImageLimits) -> LoadedImage:
-    import numpy as np
+def _open_checked(path: Path, label: str, limits: ImageLimits) -> tuple:
+    """Open `path` with OpenImageIO and check its header against `limits`, before any pixel
+    is decoded: (ImageInput, spec, format name, colour channel indices)."""
     import OpenImageIO as oiio
 
     # Keep stored colour as is when there is alpha: OIIO would otherwise premultiply PNG colour
@@ -139,21 +193,42 @@ def _decode(path: Path, label: str, digest: str, limits: ImageLimits) -> LoadedI
                 f"{limits.max_pixels / 1e6:.1f} Mpx limit: downscale it or raise the limit"
             )
         channels = _colour_channels(list(spec.channelnames), spec.nchannels)
+    except BaseException:
+        image_input.close()
+        raise
+    return image_input, spec, file_format, channels
+
+
+def _read_type(source_type: str) -> str:
+    # Integers are read in their own type so that the scaling to [0, 1] is the same float32
+    # division DiffLocks applies to 8-bit photos (k/255 survives the crop's uint8 round trip).
+    return source_type if source_type in ("uint8", "uint16") else "float"
+
+
+def _raise_if_read_failed(image_input: object, data: object, label: str) -> None:
+    import OpenImageIO as oiio
+
+    # libjpeg reports a truncated file as a warning and still returns (grey-filled) pixels,
+    # so the error state must be checked even when the read "succeeds".
+    error = (image_input.geterror() or "").strip() or (oiio.geterror() or "").strip()
+    if data is None or error:
+        raise ImageError(
+            f"{label} is truncated or corrupt ({error or 'no pixels returned'}): "
+            "re-export or re-download the image"
+        )
+
+
+def _decode(path: Path, label: str, digest: str, limits: ImageLimits) -> LoadedImage:
+    import numpy as np
+
+    image_input, spec, file_format, channels = _open_checked(path, label, limits)
+    try:
         source_type = str(spec.format)
         is_integer = source_type.startswith(("uint", "int"))
-        # Integers are read in their own type so that the scaling to [0, 1] is the same float32
-        # division DiffLocks applies to 8-bit photos (k/255 survives the crop's uint8 round trip).
-        read_type = source_type if source_type in ("uint8", "uint16") else "float"
+        read_type = _read_type(source_type)
         first, last = min(channels), max(channels)
         data = image_input.read_image(0, 0, first, last + 1, read_type)
-        # libjpeg reports a truncated file as a warning and still returns (grey-filled) pixels,
-        # so the error state must be checked even when the read "succeeds".
-        error = (image_input.geterror() or "").strip() or (oiio.geterror() or "").strip()
-        if data is None or error:
-            raise ImageError(
-                f"{label} is truncated or corrupt ({error or 'no pixels returned'}): "
-                "re-export or re-download the image"
-            )
+        _raise_if_read_failed(image_input, data, label)
         colour_space = spec.get_string_attribute("oiio:ColorSpace", "").lower()
     finally:
         image_input.close()

@@ -9,12 +9,17 @@ old groom beside new sidecars.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from tressel.errors import TresselError, usd_error_reason
 
 GROOM_SUFFIXES = (".usdc", ".usda", ".usd")
 
@@ -140,33 +145,73 @@ def write_job_outputs(result: Any, groom: Path, options: OutputOptions,
         write_png(result.crop_image, crop_path)
         written.append(crop_path)
     material_path = sidecar(groom, "material", ".json")
-    write_text(material_path, json.dumps(material_json(result.hair, request), indent=1) + "\n")
+    with writing(material_path):
+        write_text(material_path,
+                   json.dumps(material_json(result.hair, request), indent=1) + "\n")
     written.append(material_path)
     if options.npz:
-        written.append(save_npz(result.hair, sidecar(groom, "", ".npz")))
-    write_groom_file(result.hair, groom, **options.write)
+        npz_path = sidecar(groom, "", ".npz")
+        with writing(npz_path):
+            written.append(save_npz(result.hair, npz_path))
+    with writing(groom):
+        write_groom_file(result.hair, groom, **options.write)
     written.append(groom)
     return written
 
 
+@contextlib.contextmanager
+def writing(path: Path) -> Iterator[None]:
+    """Turn a failed write (disk full, no permission, USD's own errors) into one clear line."""
+    try:
+        yield
+    except TresselError:
+        raise
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        hint = ("free some space or write elsewhere with -o"
+                if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "check the folder and -o")
+        raise TresselError(f"cannot write {path}: {reason}: {hint}") from None
+    except Exception as exc:
+        if type(exc).__module__.startswith("pxr"):  # Tf.ErrorException from a failed save
+            raise TresselError(f"cannot write {path}: {usd_error_reason(exc)}: check the free "
+                               "space and permissions of the folder") from None
+        raise
+
+
 def write_text(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def write_png(rgb_uint8: Any, path: Path) -> None:
+    """Write the crop atomically: a PNG that failed to write completely never takes `path`."""
     import OpenImageIO as oiio
     from tressel.errors import ImageError
 
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")  # OIIO picks the format by suffix
-    spec = oiio.ImageSpec(rgb_uint8.shape[1], rgb_uint8.shape[0], 3, "uint8")
-    out = oiio.ImageOutput.create(str(tmp))
-    if out is None or not out.open(str(tmp), spec):
-        raise ImageError(f"cannot write {path}: {oiio.geterror()}")
-    ok = out.write_image(rgb_uint8)
-    out.close()
-    if not ok:
+    try:
+        oiio.geterror()  # clears an error left by an earlier call, so it is not taken as ours
+        spec = oiio.ImageSpec(rgb_uint8.shape[1], rgb_uint8.shape[0], 3, "uint8")
+        out = oiio.ImageOutput.create(str(tmp))
+        if out is None or not out.open(str(tmp), spec):
+            raise ImageError(f"cannot write {path}: {oiio.geterror()}")
+        # OIIO reports short writes (a full disk) in geterror() while write_image() and
+        # close() still return True, so the error state decides.
+        ok = out.write_image(rgb_uint8)
+        error = out.geterror().strip()
+        ok = out.close() and ok
+        error = error or out.geterror().strip() or oiio.geterror().strip()
+        if not ok or error:
+            full = "could only write" in error or "No space" in error
+            reason = "the disk is full (No space left on device)" if full else error
+            raise ImageError(f"cannot write {path}: {reason}: free some space or write "
+                             "elsewhere with -o")
+        with open(tmp, "rb+") as f:  # on disk before it takes the final name
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
         tmp.unlink(missing_ok=True)
-        raise ImageError(f"cannot write {path}: {out.geterror()}")
-    os.replace(tmp, path)

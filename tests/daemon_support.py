@@ -51,7 +51,8 @@ class SleepEngine:
     def canonical_params(self, params: dict[str, Any], seed: int) -> dict[str, Any]:
         from tressel.errors import ConfigError
 
-        allowed = {"steps": 3, "step_seconds": 0.01, "fail": False, "write_seconds": 0.0}
+        allowed = {"steps": 3, "step_seconds": 0.01, "fail": False, "write_seconds": 0.0,
+                   "pad_bytes": 0}
         unknown = set(params) - set(allowed)
         if unknown:
             raise ConfigError(f"unknown generation parameter(s) {', '.join(sorted(unknown))}")
@@ -81,6 +82,7 @@ class SleepEngine:
             layer.flush()
             progress("write", 0, 1)
             time.sleep(float(job.params["write_seconds"]))  # a slow write: a kill lands here
+            layer.write("#" * int(job.params["pad_bytes"]) + "\n")  # a bigger layer
             layer.write(f"# {body}\n# complete\n")
         publish(job.temp_path, job.output_path)
 
@@ -96,6 +98,9 @@ class SleepEngine:
 
 
 def make_engine(default_bundle: str | None) -> SleepEngine:
+    # A slow start (like loading a real engine) widens the window in which racing daemons
+    # hold the lock but have not written their endpoint yet.
+    time.sleep(float(os.environ.get("TRESSEL_TEST_ENGINE_LOAD_S", "0")))
     return SleepEngine(default_bundle)
 
 

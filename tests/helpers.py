@@ -60,3 +60,45 @@ def one_thread():
     """
     with torch_threads(1):
         yield
+
+
+@contextmanager
+def small_filesystem(path: Path, size_bytes: int) -> Iterator[Path]:
+    """A real, small filesystem (tmpfs) mounted at `path`, for disk-full tests; the test is
+    skipped, with the reason, where mounting is not permitted (not root, or no CAP_SYS_ADMIN)."""
+    import subprocess
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("disk-full tests mount a tmpfs, which needs Linux")
+    path.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size_bytes},mode=0700", "tmpfs", str(path)],
+        capture_output=True, text=True, check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs for the disk-full test "
+                    f"({mounted.stderr.strip() or 'mount failed'}): run the tests as root")
+    try:
+        yield path
+    finally:
+        # Lazy: a daemon killed a moment ago may still hold files open there.
+        subprocess.run(["umount", "-l", str(path)], capture_output=True, check=False)
+
+
+def fill_disk(folder: Path, name: str = "filler") -> Path:
+    """Fill the filesystem holding `folder` to the last byte; returns the filler file."""
+    import errno
+
+    filler = folder / name
+    with open(filler, "ab", buffering=0) as f:
+        for chunk in (1 << 20, 1 << 16, 1 << 12, 1):
+            block = b"\0" * chunk
+            while True:
+                try:
+                    f.write(block)
+                except OSError as exc:
+                    if exc.errno != errno.ENOSPC:
+                        raise
+                    break
+    return filler

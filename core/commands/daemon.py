@@ -91,7 +91,7 @@ def _running_client(state_dir: Path):  # -> Client | None
     endpoint = read_endpoint(state_dir)
     if endpoint is None:
         return None
-    client = Client(endpoint, timeout=5.0)
+    client = Client(endpoint, timeout=5.0, state_dir=state_dir)
     try:
         client.health()
     except (DaemonError, OSError, ValueError):  # unreachable, or a stale endpoint file
@@ -228,6 +228,8 @@ def run_status(args: argparse.Namespace) -> int:
     if rss:
         print(f"  process memory {rss / 1e9:.2f} GB")
     print(f"  jobs: {health['queue']['running']} running, {health['queue']['queued']} queued")
+    for problem in health.get("problems") or []:
+        print(f"  PROBLEM: {problem}")
     cache, limit = health.get("cache"), health["limits"].get("cache_max_bytes")
     if cache is not None:
         print(f"  result cache: {cache['layers']} layer(s), {cache['bytes'] / GB:.2f} GB"

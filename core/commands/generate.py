@@ -13,13 +13,13 @@ from typing import Any
 from tressel.commands.job_options import (
     add_item_options,
     add_run_options,
-    generate_params,
+    generate_values,
     parse_interval,
     parse_strands,
     write_options,
 )
+from tressel.errors import ConfigError
 from tressel.outputs import GROOM_SUFFIXES, OutputOptions
-from tressel.progress import TqdmProgress
 
 __all__ = ["output_paths", "parse_interval", "parse_strands", "register", "run"]
 
@@ -54,8 +54,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def output_paths(images: list[Path], output: Path) -> list[Path]:
     """The groom path for each image (several images: OUT is a folder)."""
     if len(images) == 1 and not (output.is_dir() or str(output).endswith(os.sep)):
-        return [output if output.suffix.lower() in GROOM_SUFFIXES else
-                output.with_name(output.name + ".usdc")]
+        suffix = output.suffix.lower()
+        if suffix in GROOM_SUFFIXES:
+            return [output]
+        if suffix and not suffix[1:].isdigit():  # "groom.v2"-style names are not extensions
+            raise ConfigError(
+                f"-o {output}: a groom is a USD layer, not {suffix}: name it .usdc (or .usda "
+                "for small, readable output), or give no extension for .usdc"
+            )
+        return [output.with_name(output.name + ".usdc")]
     stems: dict[str, int] = {}
     paths = []
     for image in images:
@@ -67,16 +74,50 @@ def output_paths(images: list[Path], output: Path) -> list[Path]:
     return paths
 
 
-def run(args: argparse.Namespace) -> int:
-    from tressel.bundles import default_bundle
-    from tressel.errors import ConfigError
-
-    for image in args.images:
+def check_inputs(images: list[Path]) -> None:
+    """Every input exists, is a file and can be read (before any slow import)."""
+    for image in images:
+        if not image.exists():
+            raise ConfigError(f"input image {image} does not exist: check the path")
         if not image.is_file():
-            raise ConfigError(f"input image {image} does not exist")
-    params = generate_params(args)
-    bundle = default_bundle(args.model)
+            raise ConfigError(f"input image {image} is not a file: give the path of a photo")
+        try:
+            with open(image, "rb") as f:
+                f.read(1)
+        except OSError as exc:
+            raise ConfigError(f"cannot read input image {image}: {exc.strerror}: check its "
+                              "permissions") from None
+
+
+def check_output_folder(folder: Path) -> None:
+    """`folder` exists and is writable, or can be created (its nearest existing parent is a
+    writable folder)."""
+    existing = folder
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(f"cannot write to {folder}: {existing} is a file, not a folder: "
+                          "choose another -o")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"cannot write to {folder}: {existing} is not writable: choose "
+                          "another -o or fix its permissions")
+
+
+def run(args: argparse.Namespace) -> int:
+    # Everything that can be checked without the model is checked before torch is imported
+    # (seconds): a typo should fail at once.
+    from tressel.bundles import default_bundle
+
+    check_inputs(args.images)
     grooms = output_paths(args.images, args.output)
+    for folder in dict.fromkeys(g.parent for g in grooms):
+        check_output_folder(folder)
+    values = generate_values(args)
+    bundle = default_bundle(args.model)
+
+    from tressel.pipeline import GenerateParams
+
+    params = GenerateParams(**values)
     failures = 0
     for image, groom in zip(args.images, grooms):
         try:
@@ -99,6 +140,7 @@ def generate_one(image: Path, groom: Path, bundle: Any, params: Any,
                  args: argparse.Namespace) -> None:
     from tressel.outputs import job_request, write_job_outputs
     from tressel.pipeline import run_generate
+    from tressel.progress import TqdmProgress
 
     progress = TqdmProgress(image.name, enabled=not args.no_progress)
     try:

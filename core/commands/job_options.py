@@ -9,39 +9,43 @@ from __future__ import annotations
 
 import argparse
 import shlex
+from collections.abc import Callable
 from typing import Any
 
+from tressel import params
 from tressel.errors import ConfigError
+
+
+def _option(check: Callable[[Any], Any], convert: Callable[[str], Any]) -> Callable[[str], Any]:
+    """An argparse type: convert the text, then check it with the shared bounds (tressel.params)."""
+
+    def parse(text: str) -> Any:
+        try:
+            return check(convert(text))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        except ConfigError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return parse
 
 
 def parse_strands(text: str) -> tuple[float, int | None]:
     """`0.5x` scales the density (fewer strands), a plain integer caps the strand count."""
-    text = text.strip().lower()
     try:
-        if text.endswith("x"):
-            scale = float(text[:-1])
-            if scale <= 0:
-                raise ValueError
-            return scale, None
-        cap = int(text)
-        if cap < 1:
-            raise ValueError
-        return 1.0, cap
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"--strands {text!r}: give a density scale like 0.5x or a maximum count like 20000"
-        ) from None
+        return params.parse_strands(text)
+    except ConfigError as exc:  # "strands '0': ..." names the option as the user typed it
+        raise argparse.ArgumentTypeError(f"--{exc}") from None
 
 
 def parse_interval(text: str) -> tuple[float, float]:
     try:
-        lo, hi = (float(v) for v in text.split(","))
+        return params.check_guidance_interval([float(v) for v in text.split(",")])
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"--guidance-interval {text!r}: give two noise levels LO,HI such as 0,5") from None
-    if not lo < hi:
-        raise argparse.ArgumentTypeError(f"--guidance-interval needs LO < HI, got {text!r}")
-    return lo, hi
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(f"--guidance-interval {text!r}: {exc}") from None
 
 
 # Item options that are on/off flags (a manifest cell says yes or no).
@@ -56,7 +60,8 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None,
                    help="bundle name or folder (default: $TRESSEL_MODEL, else the only or "
                         "'difflocks' bundle in the store)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
+    p.add_argument("--device", default="auto", type=_option(params.check_device, str),
+                   help="auto, cpu, cuda, cuda:1, mps")
     p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
                    help="diffusion precision (auto: bfloat16 autocast on CUDA, float32 on CPU)")
 
@@ -69,10 +74,12 @@ def add_item_options(p: argparse.ArgumentParser, suppress_defaults: bool = False
     def default(value: Any) -> Any:
         return argparse.SUPPRESS if suppress_defaults else value
 
-    p.add_argument("--seed", type=int, default=default(0), help="random seed (default 0)")
-    p.add_argument("--steps", type=int, default=default(None),
+    p.add_argument("--seed", type=_option(params.check_seed, int), default=default(0),
+                   help="random seed (default 0)")
+    p.add_argument("--steps", type=_option(params.check_steps, int), default=default(None),
                    help="diffusion steps (default: the bundle's, 100 for DiffLocks)")
-    p.add_argument("--guidance", type=float, default=default(None),
+    p.add_argument("--guidance", type=_option(params.check_guidance, float),
+                   default=default(None),
                    help="classifier-free guidance scale; 1 disables it (default: the bundle's)")
     p.add_argument("--guidance-interval", type=parse_interval, default=default(None),
                    metavar="LO,HI",
@@ -82,13 +89,15 @@ def add_item_options(p: argparse.ArgumentParser, suppress_defaults: bool = False
     p.add_argument("--no-crop", action="store_true", default=default(False),
                    help="use the whole image as the face crop (no face detection)")
     usd = p.add_argument_group("USD layer")
-    usd.add_argument("--points", type=int, default=default(None),
+    usd.add_argument("--points", type=_option(params.WRITE_CHECKS["points_per_strand"], int),
+                     default=default(None),
                      help="points written per strand (default 64, resampled by arc length)")
     usd.add_argument("--basis", choices=["linear", "bspline"], default=default(None),
                      help="curve basis (default linear: every importer reads it)")
     usd.add_argument("--units", choices=["m", "cm"], default=default(None),
                      help="stage units (default m; the model works in metres)")
-    usd.add_argument("--guides", type=int, default=default(None),
+    usd.add_argument("--guides", type=_option(params.WRITE_CHECKS["guides"], int),
+                     default=default(None),
                      help="guide curves for DCC import (default 2000, 0 for none)")
     p.add_argument("--npz", action="store_true", default=default(False),
                    help="also write OUT.npz with positions, root_uv and material")
@@ -161,16 +170,24 @@ def _truthy(value: Any, what: str) -> bool:
     raise ConfigError(f"{what} is {value!r}: use yes or no")
 
 
+def generate_values(args: argparse.Namespace) -> dict[str, Any]:
+    """The `GenerateParams` fields the options ask for, checked (standard library only)."""
+    density_scale, max_strands = args.strands
+    values = {
+        "seed": args.seed, "steps": args.steps, "guidance": args.guidance,
+        "guidance_interval": args.guidance_interval, "density_scale": density_scale,
+        "max_strands": max_strands, "device": args.device, "dtype": args.dtype,
+        "crop": not args.no_crop,
+    }
+    params.check_generate_params(values)
+    return values
+
+
 def generate_params(args: argparse.Namespace) -> Any:
-    """The `GenerateParams` the options ask for."""
+    """The `GenerateParams` the options ask for (imports the pipeline: torch)."""
     from tressel.pipeline import GenerateParams
 
-    density_scale, max_strands = args.strands
-    return GenerateParams(
-        seed=args.seed, steps=args.steps, guidance=args.guidance,
-        guidance_interval=args.guidance_interval, density_scale=density_scale,
-        max_strands=max_strands, device=args.device, dtype=args.dtype, crop=not args.no_crop,
-    )
+    return GenerateParams(**generate_values(args))
 
 
 def write_options(args: argparse.Namespace) -> dict[str, Any]:

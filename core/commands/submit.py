@@ -58,6 +58,7 @@ def _pairs(items: list[str], what: str) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     from tressel.client import connect
+    from tressel.errors import TresselError
 
     fmt = args.format or (args.output.suffix.lstrip(".") if args.output
                           and args.output.suffix in (".usdc", ".usda") else "usdc")
@@ -88,6 +89,11 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         info = client.wait(job.id, progress=progress, timeout=args.timeout)
+    except TimeoutError:
+        raise TresselError(
+            f"job {job.id} did not finish within {args.timeout:g} s (--timeout); it goes on "
+            f"in the daemon: fetch it later, or cancel it with DELETE /v1/jobs/{job.id}"
+        ) from None
     finally:
         if tty and not args.quiet and last[0]:
             print(file=sys.stderr)

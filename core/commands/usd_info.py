@@ -27,6 +27,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tressel.errors import TresselError
+
+    if not args.layer.is_file():  # before pxr is imported (a second or more)
+        raise TresselError(f"groom layer not found: {args.layer}: check the path")
     from tressel.usd.info import layer_summary
     from tressel.usd.validate import validate_layer
 

@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from http import HTTPStatus
+from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 from tressel import __version__
-from tressel.daemon.auth import BodyLimit, HostGuard, problem_response, require_token
-from tressel.daemon.manager import JobManager
+from tressel.client import IDENTITY_PATH, identity_proof
+from tressel.daemon.auth import (
+    BodyLimit,
+    HostGuard,
+    TokenGuard,
+    problem_response,
+    require_token,
+)
+from tressel.daemon.manager import JobManager, is_disk_full
 from tressel.daemon.routers import health, jobs, models
 from tressel.errors import BundleError, ConfigError, ImageError, TresselError
 
@@ -44,8 +53,20 @@ def create_app(
     app.include_router(models.router, prefix="/v1", dependencies=auth)
     app.include_router(jobs.router, prefix="/v1", dependencies=auth)
 
-    # Added last = outermost: the Host check runs before anything reads the body.
+    @app.get(IDENTITY_PATH, include_in_schema=False)
+    def identity(nonce: str = "") -> dict[str, Any]:
+        """Prove, without revealing the token, that this daemon wrote the endpoint file: the
+        client checks this before it sends its token or an upload (a stale endpoint file may
+        name a port that another program now listens on)."""
+        if not 16 <= len(nonce) <= 256 or not nonce.isascii() or not nonce.isalnum():
+            raise StarletteHTTPException(400, "send ?nonce= with 16 to 256 letters or digits")
+        return {"proof": identity_proof(token, nonce), "pid": os.getpid(),
+                "version": __version__}
+
+    # Added last = outermost: the Host check, then the token, run before anything reads the
+    # body; the size limit applies to what is then read.
     app.add_middleware(BodyLimit, max_bytes=manager.config.max_upload_bytes)
+    app.add_middleware(TokenGuard, token=token, open_paths={IDENTITY_PATH})
     app.add_middleware(HostGuard, allowed_hosts=manager.config.allowed_hosts)
 
     @app.exception_handler(StarletteHTTPException)
@@ -71,6 +92,9 @@ def create_app(
 
     @app.exception_handler(Exception)
     async def internal_problem(request: Request, exc: Exception) -> JSONResponse:
+        if is_disk_full(exc):
+            log.error("%s %s: disk full: %s", request.method, request.url.path, exc)
+            return problem_response(507, "Insufficient Storage", manager.disk_full_message())
         log.exception("internal error on %s %s", request.method, request.url.path)
         return problem_response(
             500, "Internal error",

@@ -24,25 +24,63 @@ def problem_response(status: int, title: str, detail: str,
     )
 
 
-async def require_token(request: Request) -> None:
-    """FastAPI dependency: `Authorization: Bearer <token from the endpoint file>`."""
-    expected: str = request.app.state.token
-    header = request.headers.get("authorization")
+MISSING_TOKEN = (
+    "missing token: send `Authorization: Bearer TOKEN` with the token from the daemon's "
+    "endpoint file (tressel.client does this for you)"
+)
+WRONG_TOKEN = (
+    "wrong token: read it again from the daemon's endpoint file (the daemon makes a new one "
+    "each time it starts)"
+)
+
+
+def token_problem(header: str | None, expected: str) -> tuple[str, str] | None:
+    """None when `header` carries the token; else (detail, WWW-Authenticate value)."""
     if not header:
-        raise HTTPException(
-            401, "missing token: send `Authorization: Bearer TOKEN` with the token from the "
-            "daemon's endpoint file (tressel.client does this for you)",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+        return MISSING_TOKEN, "Bearer"
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(
         token.strip().encode("utf-8", "replace"), expected.encode("utf-8")
     ):
-        raise HTTPException(
-            401, "wrong token: read it again from the daemon's endpoint file (the daemon makes "
-            "a new one each time it starts)",
-            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
-        )
+        return WRONG_TOKEN, 'Bearer error="invalid_token"'
+    return None
+
+
+async def require_token(request: Request) -> None:
+    """FastAPI dependency: `Authorization: Bearer <token from the endpoint file>` (the
+    TokenGuard middleware checks it first; this keeps each router safe on its own)."""
+    problem = token_problem(request.headers.get("authorization"), request.app.state.token)
+    if problem is not None:
+        raise HTTPException(401, problem[0], headers={"WWW-Authenticate": problem[1]})
+
+
+class TokenGuard:
+    """Refuse a request without the token before anything reads its body.
+
+    FastAPI parses a route's JSON body before it runs the route's dependencies, so a
+    dependency alone would let anyone make the daemon read and parse large bodies. Only the
+    paths in `open_paths` (the identity check) answer without the token.
+    """
+
+    def __init__(self, app: ASGIApp, token: str, open_paths: set[str]) -> None:
+        self.app = app
+        self.token = token
+        self.open_paths = open_paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope.get("path") not in self.open_paths:
+            header = None
+            for key, value in scope.get("headers", []):
+                if key == b"authorization":
+                    header = value.decode("latin-1")
+                    break
+            problem = token_problem(header, self.token)
+            if problem is not None:
+                response = problem_response(401, "Unauthorized", problem[0],
+                                            headers={"WWW-Authenticate": problem[1]})
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 def is_local_host(host_header: str, extra: set[str]) -> bool:

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 CACHE_LAYOUT = 1
 _TMP_MARK = ".tmp-"
+TEMP_DIR = "tmp"  # layers being written; renamed into `<key[:2]>/` when complete
 
 
 def cache_key(
@@ -78,25 +79,35 @@ class ResultCache:
         return path
 
     def temp_path(self, key: str, fmt: str) -> Path:
-        """A unique temp name beside the final file (same filesystem, so the rename is atomic);
-        it keeps the format's extension because USD picks the file format from it."""
-        final = self.path(key, fmt)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        return final.with_name(f".{key}{_TMP_MARK}{os.getpid()}-{secrets.token_hex(4)}.{fmt}")
+        """A unique temp name in the cache's temp folder (same filesystem, so the rename is
+        atomic); it keeps the format's extension because USD picks the file format from it.
+        The layer's own folder is made only when a layer is published into it, so a cancelled
+        or failed job leaves no empty folder behind."""
+        temp_dir = self.root / TEMP_DIR
+        temp_dir.mkdir(exist_ok=True)
+        return temp_dir / f".{key}{_TMP_MARK}{os.getpid()}-{secrets.token_hex(4)}.{fmt}"
 
     def sweep(self) -> int:
-        """Delete temp files that a killed writer left behind (only at start: none is live)."""
+        """Delete temp files that a killed writer left behind, and empty layer folders (only at
+        start: none is live)."""
         removed = 0
-        for tmp in self.root.glob(f"*/.*{_TMP_MARK}*"):
+        for tmp in {*self.root.glob(f"*/.*{_TMP_MARK}*"), *self.root.glob(f"{TEMP_DIR}/*")}:
             try:
                 tmp.unlink()
                 removed += 1
             except OSError as exc:
                 log.warning("cannot remove stale cache temp file %s: %s", tmp, exc)
+        for folder in self.root.iterdir():
+            if folder.is_dir() and folder.name != TEMP_DIR:
+                try:
+                    folder.rmdir()  # only succeeds when empty
+                except OSError:
+                    pass
         return removed
 
     def entries(self) -> list[Path]:
-        return sorted(p for p in self.root.glob("*/*") if not p.name.startswith("."))
+        return sorted(p for p in self.root.glob("*/*")
+                      if not p.name.startswith(".") and p.parent.name != TEMP_DIR)
 
     def usage(self) -> tuple[int, int]:
         """(layers, bytes) stored now."""
@@ -139,6 +150,7 @@ def publish(tmp: Path, final: Path) -> Path:
     """fsync `tmp` and rename it to `final` (then fsync the folder so the rename is durable)."""
     with open(tmp, "rb+") as f:
         os.fsync(f.fileno())
+    final.parent.mkdir(parents=True, exist_ok=True)
     os.replace(tmp, final)
     if hasattr(os, "O_DIRECTORY"):
         fd = os.open(final.parent, os.O_RDONLY | os.O_DIRECTORY)

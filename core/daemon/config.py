@@ -31,6 +31,9 @@ class DaemonConfig:
     preload: bool = False  # load the default bundle at start, not at the first job
     recent_jobs: int = 1000  # finished jobs kept in the database
     cache_max_bytes: int = 20 * GB  # result cache size limit (least recently used go); 0: none
+    # Below this much free space on the state folder's disk the health report says "degraded".
+    min_free_bytes: int = 16 * MB
+    max_decodes: int = 2  # uploads decoded (validated) at once: bounds the memory they take
     # "module:factory" returning an engine; only for tests of the daemon's own machinery.
     engine: str | None = field(default_factory=lambda: os.environ.get(ENV_ENGINE) or None)
 

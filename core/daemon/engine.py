@@ -46,7 +46,7 @@ class EngineJob:
     format: str  # "usdc" or "usda"
     device: str
     output_path: Path  # the cache entry; must appear only complete
-    temp_path: Path  # where to write first (same folder, same extension)
+    temp_path: Path  # where to write first (the cache's temp folder, same extension)
 
 
 class Engine(Protocol):

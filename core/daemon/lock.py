@@ -6,15 +6,31 @@ Standard library only, so `tressel daemon stop/status` can test it without loadi
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import IO, Any
 
 LOCK_FILE = "daemon.lock"
 
 
-def acquire(path: Path) -> IO[Any] | None:
-    """Hold an exclusive lock on `path` until the handle is closed; None if another holds it."""
-    handle = open(path, "a+")  # noqa: SIM115 - held open for the life of the daemon
+def acquire(path: Path, wait: float = 0.0) -> IO[Any] | None:
+    """Hold an exclusive lock on `path` until the handle is closed; None if another holds it.
+
+    `wait` retries for that many seconds: `is_held` probes take the lock for an instant, and
+    a daemon starting at that instant must not mistake a probe for another daemon.
+    """
+    deadline = time.monotonic() + wait
+    while True:
+        handle = _try_lock(path)
+        if handle is not None or time.monotonic() >= deadline:
+            return handle
+        time.sleep(0.02)
+
+
+def _try_lock(path: Path) -> IO[Any] | None:
+    # Created 0600: the state folder and everything in it are the user's alone.
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+    handle = os.fdopen(fd, "a+")  # held open for the life of the daemon
     try:
         if os.name == "nt":
             import msvcrt
@@ -35,7 +51,10 @@ def is_held(state_dir: Path) -> bool:
     path = state_dir / LOCK_FILE
     if not path.exists():
         return False
-    handle = acquire(path)
+    try:
+        handle = _try_lock(path)
+    except OSError:  # cannot open it (permissions): assume a daemon owns the folder
+        return True
     if handle is None:
         return True
     handle.close()

@@ -7,10 +7,12 @@ and puts the job back at its place in the queue, so nothing is lost.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import os
 import shutil
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -42,6 +44,46 @@ class Progress:
     phase: str
     step: int
     total: int
+
+
+DISK_FULL_ERRNOS = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+# A running job that reports no progress for this long makes the health report "degraded".
+STUCK_AFTER_S = 600.0
+
+
+class DiskFull(TresselError):
+    """The filesystem holding the daemon's state folder has no space left."""
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """True for ENOSPC/EDQUOT, SQLite's "database or disk is full" and USD's write errors,
+    anywhere in the exception's chain."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, DiskFull):
+            return True
+        if isinstance(current, OSError) and current.errno in DISK_FULL_ERRNOS:
+            return True
+        if isinstance(current, sqlite3.Error) and "full" in str(current).lower():
+            return True
+        if "No space left on device" in str(current):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+@dataclass
+class WorkerStatus:
+    """What one worker thread is doing, for the health report."""
+
+    device: str
+    state: str = "starting"  # idle, running, waiting for disk space, database error, stopped
+    job_id: str | None = None
+    since: float = 0.0  # when it entered this state (time.time())
+    last_progress: float = 0.0  # monotonic time of the running job's last progress report
+    problem: str | None = None
 
 
 class _CancelFlag:
@@ -77,9 +119,12 @@ class JobManager:
         self._inputs_lock = threading.Lock()
         self._cache_lock = threading.Lock()
         self._wake = threading.Condition()
+        # Submissions decode their image to check it; at most this many at once.
+        self.decode_slots = threading.BoundedSemaphore(max(1, config.max_decodes))
         self._stopping = threading.Event()
         self.shutting_down = False  # set from a signal handler when a stop begins
         self.devices = engine.devices(config.devices)
+        self.worker_status = {d: WorkerStatus(d, since=time.time()) for d in self.devices}
         self._workers = [
             threading.Thread(target=self._work, args=(d,), name=f"tressel-worker-{d}",
                              daemon=True)
@@ -124,6 +169,56 @@ class JobManager:
     def stopping(self) -> bool:
         return self.shutting_down or self._stopping.is_set()
 
+    def disk_full_message(self, exc: BaseException | None = None) -> str:
+        detail = f" ({exc})" if exc is not None and str(exc) else ""
+        return (f"the disk holding the daemon's state folder {self.config.state_dir} is full"
+                f"{detail}: free some space there (or lower --cache-max-gb), then submit the "
+                "job again")
+
+    def problems(self) -> list[str]:
+        """What is wrong with the workers and the disk now; empty when all is well."""
+        problems = []
+        now = time.monotonic()
+        for worker, thread in zip(self.devices, self._workers):
+            status = self.worker_status[worker]
+            if not thread.is_alive() and not self._stopping.is_set():
+                problems.append(f"the worker for {worker} has died: restart the daemon "
+                                "(`tressel daemon stop`, then start it) and report the log")
+            elif status.problem:
+                problems.append(f"worker {worker}: {status.problem}")
+            elif (status.state == "running" and status.last_progress
+                  and now - status.last_progress > STUCK_AFTER_S):
+                problems.append(f"worker {worker}: job {status.job_id} has reported no "
+                                f"progress for {now - status.last_progress:.0f} s (stuck?): "
+                                "cancel it")
+        free = self.disk_free()
+        if free is not None and free < self.config.min_free_bytes:
+            problems.append(f"the disk holding {self.config.state_dir} has {free} bytes free: "
+                            "jobs cannot be stored or written until space is freed")
+        return problems
+
+    def worker_report(self) -> list[dict[str, Any]]:
+        """Per worker: device, state, job, since when, whether its thread is alive."""
+        return [
+            {"device": device, "state": status.state, "job": status.job_id,
+             "since": status.since, "alive": thread.is_alive(), "problem": status.problem}
+            for (device, status), thread in zip(self.worker_status.items(), self._workers)
+        ]
+
+    def disk_free(self) -> int | None:
+        try:
+            return shutil.disk_usage(self.config.state_dir).free
+        except OSError:
+            return None
+
+    def _set_status(self, device: str, state: str, job_id: str | None = None,
+                    problem: str | None = None) -> None:
+        status = self.worker_status[device]
+        if (status.state, status.job_id, status.problem) != (state, job_id, problem):
+            status.state, status.job_id, status.problem = state, job_id, problem
+            status.since = time.time()
+            status.last_progress = time.monotonic()
+
     # -- submission --------------------------------------------------------------------------
 
     def input_path(self, sha256: str, name: str) -> Path:
@@ -136,8 +231,11 @@ class JobManager:
         if not path.is_file():
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(f".{name}.tmp-{os.getpid()}")
-            tmp.write_bytes(data)
-            publish(tmp, path)
+            try:
+                tmp.write_bytes(data)
+                publish(tmp, path)
+            finally:
+                tmp.unlink(missing_ok=True)  # a partial copy (full disk) must not linger
         return path
 
     def submit(
@@ -239,23 +337,38 @@ class JobManager:
     # -- workers -----------------------------------------------------------------------------
 
     def _work(self, device: str) -> None:
+        """The worker loop: nothing that goes wrong in one job (or in the database, or on a
+        full disk) may end it; it waits for space and goes on."""
         log.info("worker for %s started", device)
+        pause = 1.0
         while not self._stopping.is_set():
             try:
                 job = self.store.claim_next(device)
-            except Exception:  # a database error must not kill the worker silently
-                log.exception("cannot read the job queue")
-                job = None
+            except Exception as exc:  # noqa: BLE001 - a database error must not kill the worker
+                full = is_disk_full(exc)
+                self._set_status(device, "waiting for disk space" if full else "database error",
+                                 problem=(self.disk_full_message() if full else
+                                          f"cannot read the job queue ({exc})"))
+                if pause == 1.0:  # once per outage, not every retry
+                    log.error("cannot read the job queue: %s", exc)
+                self._stopping.wait(pause)
+                pause = min(pause * 2, 10.0)
+                continue
+            pause = 1.0
             if job is None:
+                self._set_status(device, "idle")
                 with self._wake:
                     self._wake.wait(timeout=1.0)
                 continue
-            self._announce_queue()
+            self._set_status(device, "running", job.id)
             try:
+                self._announce_queue()
                 self._run(job, device)
-            except Exception:
+            except Exception:  # the loop is the last line of defence
                 log.exception("job %s: unexpected error in the worker", job.id)
-                self._end(job.id, FAILED, "internal error in the daemon; see `tressel daemon logs`")
+                self._end(job.id, FAILED, "internal error in the daemon; see `tressel daemon "
+                                          "logs`", device=device)
+        self._set_status(device, "stopped")
         log.info("worker for %s stopped", device)
 
     def _run(self, job: Job, device: str) -> None:
@@ -271,7 +384,7 @@ class JobManager:
         try:
             if self.cache.lookup(job.cache_key, job.format) is not None:
                 # An identical job finished while this one waited (or before a crash).
-                self._end(job.id, SUCCEEDED, cached=True)
+                self._end(job.id, SUCCEEDED, cached=True, device=device)
                 return
             engine_job = EngineJob(
                 job_id=job.id, image_path=self.input_path(job.image_sha256, job.image_name),
@@ -281,8 +394,10 @@ class JobManager:
                 output_path=self.cache.path(job.cache_key, job.format),
                 temp_path=self.cache.temp_path(job.cache_key, job.format),
             )
+            status = self.worker_status[device]
 
             def progress(phase: str, step: int, total: int) -> None:
+                status.last_progress = time.monotonic()
                 self._progress[job.id] = Progress(phase, int(step), int(total))
                 self.bus.publish(job.id, "progress",
                                  {"phase": phase, "step": int(step), "total": int(total)})
@@ -295,31 +410,71 @@ class JobManager:
             if result is None:
                 raise RuntimeError("the engine returned without writing the result")
             self._evict(keep=result)
-            self._end(job.id, SUCCEEDED)
+            self._end(job.id, SUCCEEDED, device=device)
         except Cancelled:
             if flag.reason == "shutdown":
-                self.store.requeue(job.id)
+                self._retry(device, lambda: self.store.requeue(job.id))
                 log.info("job %s interrupted by the daemon stopping: back in the queue", job.id)
             else:
-                self._end(job.id, CANCELLED, "cancelled while running")
+                self._end(job.id, CANCELLED, "cancelled while running", device=device)
         except TresselError as exc:
-            self._end(job.id, FAILED, str(exc))
+            self._end(job.id, FAILED, str(exc), device=device)
         except MemoryError:
-            self._end(job.id, FAILED, "out of memory: use a smaller model or fewer strands")
+            self._end(job.id, FAILED, "out of memory: use a smaller model or fewer strands",
+                      device=device)
         except Exception as exc:
-            log.exception("job %s failed", job.id)
-            self._end(job.id, FAILED, f"internal error ({type(exc).__name__}: {exc}); see "
-                                      "`tressel daemon logs`")
+            if is_disk_full(exc):
+                log.error("job %s: disk full: %s", job.id, exc)
+                self._end(job.id, FAILED, self.disk_full_message(), device=device)
+            else:
+                log.exception("job %s failed", job.id)
+                self._end(job.id, FAILED, f"internal error ({type(exc).__name__}: {exc}); "
+                                          "see `tressel daemon logs`", device=device)
         finally:
             with self._lock:
                 self._flags.pop(job.id, None)
                 self._progress.pop(job.id, None)
-            self._gc_inputs()
+            try:
+                self._gc_inputs()
+            except OSError as exc:
+                log.warning("cannot clean up job inputs: %s", exc)
+
+    def _retry(self, device: str | None, write: Callable[[], object]) -> bool:
+        """Run a database write until it succeeds; on a full disk (or a locked or broken
+        database) the worker reports it in the health report and retries with a growing pause,
+        so it goes on by itself once space is freed. False if the daemon stopped first (the
+        job is then recovered from the database at the next start)."""
+        pause = 0.2
+        while True:
+            try:
+                write()
+                return True
+            except Exception as exc:  # noqa: BLE001 - reported in the health report, retried
+                full = is_disk_full(exc)
+                if device is not None:
+                    self._set_status(
+                        device, "waiting for disk space" if full else "database error",
+                        self.worker_status[device].job_id,
+                        problem=(self.disk_full_message() if full else
+                                 f"cannot record a job's state ({exc})"),
+                    )
+                if pause == 0.2:
+                    log.error("cannot record a job's state (%s): retrying until it works", exc)
+                if self._stopping.wait(pause):
+                    return False
+                pause = min(pause * 2, 5.0)
 
     def _end(self, job_id: str, state: str, error: str | None = None,
-             cached: bool | None = None) -> None:
-        self.store.finish(job_id, state, error, cached=cached)
-        self.store.prune(self.config.recent_jobs)
+             cached: bool | None = None, device: str | None = None) -> None:
+        if not self._retry(device, lambda: self.store.finish(job_id, state, error,
+                                                               cached=cached)):
+            return
+        if device is not None:
+            self._set_status(device, "idle")
+        try:
+            self.store.prune(self.config.recent_jobs)
+        except Exception as exc:  # noqa: BLE001 - pruning can wait for the next job
+            log.warning("cannot prune old jobs: %s", exc)
         with self._lock:
             self._pending_cancels.discard(job_id)
         job = self.store.get(job_id)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from tressel.errors import ConfigError
+from tressel.params import check_generate_params, check_text, check_write_options
 
 
 class JobRequest(BaseModel):
@@ -22,11 +24,41 @@ class JobRequest(BaseModel):
         default_factory=dict, description="USD writer options (`write_groom` keywords)"
     )
 
+    # The bounds live in `tressel.params`, shared with the CLI and the pipeline; names this
+    # module does not know are left to the engine, which refuses what it does not take.
+    @field_validator("params")
+    @classmethod
+    def _check_params(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return _as_value_error(check_generate_params, value, known_only=True)
+
+    @field_validator("write_options")
+    @classmethod
+    def _check_write_options(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return _as_value_error(check_write_options, value, known_only=True)
+
+    @field_validator("bundle")
+    @classmethod
+    def _check_bundle(cls, value: str | None) -> str | None:
+        return None if value is None else _as_value_error(check_text, "bundle", value, 4096)
+
 
 class PathJobRequest(JobRequest):
     """A job whose image the daemon reads itself (farm use): under an allowed root only."""
 
     path: str = Field(description="absolute path of the image on the daemon's machine")
+
+    @field_validator("path")
+    @classmethod
+    def _check_path(cls, value: str) -> str:
+        return _as_value_error(check_text, "path", value, 4096)
+
+
+def _as_value_error(check: Any, *args: Any, **kwargs: Any) -> Any:
+    """pydantic reports ValueErrors as validation errors (422), so convert ours."""
+    try:
+        return check(*args, **kwargs)
+    except ConfigError as exc:
+        raise ValueError(str(exc)) from None
 
 
 class JobProgress(BaseModel):
@@ -77,7 +109,7 @@ class ModelList(BaseModel):
 
 
 class Health(BaseModel):
-    status: Literal["ok", "stopping"]
+    status: Literal["ok", "degraded", "stopping"]  # degraded: see `problems`
     version: str
     pid: int
     uptime_s: float
@@ -86,6 +118,11 @@ class Health(BaseModel):
     queue: dict[str, int]
     limits: dict[str, Any]
     cache: dict[str, int]  # result layers stored now: {"layers": n, "bytes": b}
+    workers: list[dict[str, Any]] = Field(
+        default_factory=list, description="per device: state, job, since, alive")
+    problems: list[str] = Field(
+        default_factory=list, description="what is wrong (dead or stuck worker, full disk)")
+    disk_free_bytes: int | None = None  # on the state folder's filesystem
 
 
 class Problem(BaseModel):

@@ -14,8 +14,10 @@ import os
 import secrets
 import signal
 import socket
+import stat
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -24,6 +26,7 @@ from tressel.client import (
     ENDPOINT_FILE,
     ENV_LAUNCH_ID,
     Endpoint,
+    make_private_dir,
     read_endpoint,
     write_endpoint,
 )
@@ -61,6 +64,23 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def make_private(state_dir: Path) -> None:
+    """Take group and other permissions off everything in the state folder (left by an older
+    Tressel, or created under a permissive umask); symbolic links are left alone."""
+    if os.name == "nt":
+        return
+    uid = os.getuid()
+    for folder, dirs, files in os.walk(state_dir):
+        for name in [*dirs, *files]:
+            path = os.path.join(folder, name)
+            try:
+                st = os.lstat(path)
+                if st.st_uid == uid and not stat.S_ISLNK(st.st_mode) and st.st_mode & 0o077:
+                    os.chmod(path, stat.S_IMODE(st.st_mode) & 0o700)
+            except OSError as exc:
+                log.warning("cannot make %s private: %s", path, exc)
+
+
 def _setup_logging(config: DaemonConfig, to_stderr: bool) -> None:
     handler = logging.handlers.RotatingFileHandler(
         config.log_path, maxBytes=5 * 1024 * 1024, backupCount=3, encoding="utf-8"
@@ -81,9 +101,12 @@ def _setup_logging(config: DaemonConfig, to_stderr: bool) -> None:
 def run_daemon(config: DaemonConfig, log_to_stderr: bool = True) -> int:
     """Serve until stopped (`tressel daemon stop`, SIGTERM or Ctrl-C); returns an exit status."""
     state_dir = config.state_dir
-    if not state_dir.exists():
-        state_dir.mkdir(parents=True, mode=0o700)
-    lock = acquire(config.lock_path)
+    # Uploaded photos, layers, the jobs database and the log are the user's alone, however the
+    # daemon was started (a terminal's umask is often 022): every file it creates is 0600.
+    if os.name != "nt":
+        os.umask(0o077)
+    make_private_dir(state_dir)
+    lock = acquire(config.lock_path, wait=1.0)
     if lock is None:
         other = read_endpoint(state_dir)
         where = f" (pid {other.pid}, {other.url})" if other else ""
@@ -91,6 +114,7 @@ def run_daemon(config: DaemonConfig, log_to_stderr: bool = True) -> int:
             f"a Tressel daemon is already running for {state_dir}{where}: use it, or stop it "
             "with `tressel daemon stop` (another TRESSEL_DAEMON_DIR runs a second one)"
         )
+    make_private(state_dir)
     _setup_logging(config, log_to_stderr)
     manager = None
     try:

@@ -9,37 +9,10 @@ import re
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from tressel.errors import ConfigError
+from tressel import params
+from tressel.params import parse_strands
 
-UNITS = ("cm", "m")
 FORMATS = ("usdc", "usda")
-
-
-def parse_strands(text: str | float | None) -> tuple[float, int | None]:
-    """`"0.5x"` scales the predicted density; a plain count caps the strands; empty: neither.
-
-    Returns `(density_scale, max_strands)`, as `GenerateParams` takes them.
-    """
-    if text is None or (isinstance(text, str) and not text.strip()):
-        return 1.0, None
-    if isinstance(text, (int, float)) and not isinstance(text, bool):
-        value = str(text)
-    else:
-        value = str(text).strip().lower()
-    try:
-        if value.endswith("x"):
-            scale = float(value[:-1])
-            if not scale > 0 or scale > 100:
-                raise ValueError
-            return scale, None
-        count = int(float(value))
-        if count < 1 or count != float(value):
-            raise ValueError
-        return 1.0, count
-    except ValueError:
-        raise ConfigError(
-            f"strands {text!r}: give a maximum count like 20000, or a density scale like 0.5x"
-        ) from None
 
 
 @dataclass
@@ -63,22 +36,15 @@ class GroomOptions:
     format: str = "usdc"
 
     def check(self) -> None:
-        """Raise `ConfigError` with a message an artist can act on; the daemon checks again."""
-        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
-            raise ConfigError(f"seed must be a whole number of 0 or more, got {self.seed!r}")
+        """Raise `ConfigError` with a message an artist can act on (the daemon's own bounds)."""
+        params.check_seed(self.seed)
         parse_strands(self.strands)
-        if not 2 <= int(self.points_per_strand) <= 256:
-            raise ConfigError(
-                f"points per strand must be between 2 and 256, got {self.points_per_strand}"
-            )
-        if self.units not in UNITS:
-            raise ConfigError(f"units {self.units!r}: use cm or m")
-        if int(self.guides) < 0:
-            raise ConfigError(f"guides must be 0 (none) or more, got {self.guides}")
-        if self.steps is not None and not 1 <= int(self.steps) <= 1000:
-            raise ConfigError(f"steps must be between 1 and 1000, got {self.steps}")
-        if self.format not in FORMATS:
-            raise ConfigError(f"format {self.format!r}: use usdc or usda")
+        if self.steps is not None:
+            params.check_steps(self.steps)
+        params.check_write_options({"points_per_strand": self.points_per_strand,
+                                    "units": self.units, "guides": self.guides,
+                                    "lod": self.lod})
+        params.check_choice("format", self.format, FORMATS)
 
     def submit_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for `tressel.client.Client.submit`."""

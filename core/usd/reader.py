@@ -13,8 +13,8 @@ import os
 from pathlib import Path
 
 import numpy as np
-from pxr import Sdf, Usd, UsdGeom, UsdShade
-from tressel.errors import TresselError
+from pxr import Sdf, Tf, Usd, UsdGeom, UsdShade
+from tressel.errors import TresselError, usd_error_reason
 from tressel.result import MATERIAL_CHANNELS, HairMaterial, HairResult, Provenance, ScalpMesh
 from tressel.usd.curves import evaluate_bspline_knots
 from tressel.usd.material import INTERFACE_INPUTS, read_interface
@@ -34,7 +34,11 @@ def open_groom_stage(path: str | os.PathLike, lod: str | None = "full") -> Usd.S
     cached = Sdf.Layer.Find(str(path))
     if cached is not None:
         cached.Reload()
-    layer = Sdf.Layer.FindOrOpen(str(path))
+    try:
+        layer = Sdf.Layer.FindOrOpen(str(path))
+    except Tf.ErrorException as exc:  # not USD at all, a truncated crate file, an unknown suffix
+        raise TresselError(f"{path} is not a USD layer USD can read ({usd_error_reason(exc)}): give "
+                           "a .usdc, .usda or .usd groom layer") from None
     if layer is None:
         raise TresselError(f"{path} is not a USD layer USD can read")
     stage = Usd.Stage.Open(layer, Sdf.Layer.CreateAnonymous("session.usda"), Usd.Stage.LoadNone)

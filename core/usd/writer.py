@@ -274,7 +274,11 @@ def write_groom(result: HairResult, path: str | os.PathLike, **options) -> Write
 
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.tmp{path.suffix}")
-    layer = Sdf.Layer.CreateNew(str(tmp), args={"format": file_format})
+    try:
+        layer = Sdf.Layer.CreateNew(str(tmp), args={"format": file_format})
+    except BaseException:  # a full disk fails here already, after creating the file
+        tmp.unlink(missing_ok=True)
+        raise
     try:
         # LoadNone: authoring needs no payload contents, and skips recomposing them.
         stage = Usd.Stage.Open(layer, Usd.Stage.LoadNone)

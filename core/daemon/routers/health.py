@@ -19,8 +19,11 @@ def health(request: Request) -> Health:
     config = manager.config
     counts = manager.store.counts()
     layers, stored = manager.cache.usage()
+    problems = manager.problems()
+    workers = manager.worker_report()
     return Health(
-        status="stopping" if manager.stopping else "ok",
+        status="stopping" if manager.stopping else "degraded" if problems else "ok",
+        workers=workers, problems=problems, disk_free_bytes=manager.disk_free(),
         version=__version__,
         pid=os.getpid(),
         uptime_s=time.time() - manager.started_at,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import stat
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -50,15 +52,17 @@ def _clean_name(name: str | None) -> str:
 
 
 async def _submit(request: Request, data: bytes, name: str, job_request: JobRequest) -> dict:
-    from tressel.images import ImageLimits, load_image
+    from tressel.images import ImageLimits, check_image
 
     manager = _manager(request)
     config = manager.config
     limits = ImageLimits(max_file_bytes=config.max_upload_bytes, max_pixels=config.max_pixels)
 
     def validate() -> str:
-        # Decode once here so a corrupt or oversized image is refused now, not after queueing.
-        return load_image(data, limits, name=name).sha256
+        # Decode once here so a corrupt or oversized image is refused now, not after queueing:
+        # band by band (bounded memory per upload), a few uploads at a time (bounded in all).
+        with manager.decode_slots:
+            return check_image(data, limits, name=name).sha256
 
     job = await run_in_threadpool(
         manager.submit, data, name, job_request.bundle, job_request.params,
@@ -107,26 +111,75 @@ async def submit_path(job_request: PathJobRequest, request: Request) -> dict:
     raw = Path(job_request.path)
     if not raw.is_absolute():
         raise HTTPException(422, f"{raw} is not an absolute path: send the full path")
+    data = await run_in_threadpool(read_under_roots, raw, config.allowed_roots,
+                                   config.max_upload_bytes)
+    return await _submit(request, data, _clean_name(raw.name), job_request)
+
+
+def _outside(raw: Path, roots: list[Path]) -> HTTPException:
+    # The same answer whether or not the file exists: a 404 would tell a client what exists
+    # outside the folders it may read.
+    return HTTPException(
+        403, f"{raw} is outside the folders this daemon may read "
+        f"({', '.join(str(r) for r in roots)}): move the image or add --allow-root",
+    )
+
+
+def read_under_roots(raw: Path, allowed: list[Path], max_bytes: int) -> bytes:
+    """The bytes of `raw`, opened first and then checked: the file actually opened must lie
+    under an allowed root, so swapping a folder for a symbolic link between a check and the
+    read cannot reach outside the roots."""
+    roots = [Path(os.path.realpath(r)) for r in allowed]
+    lexical = Path(os.path.normpath(raw))
+    # Refuse paths that do not even name a place under a root, without touching the disk.
+    if not any(lexical.is_relative_to(r) or lexical.is_relative_to(a)
+               for r, a in zip(roots, allowed)):
+        raise _outside(raw, roots)
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) \
+        | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
     try:
-        path = raw.resolve(strict=True)
-    except OSError:
+        fd = os.open(lexical, flags)  # a FIFO must not block the daemon: O_NONBLOCK
+    except FileNotFoundError:
         raise HTTPException(404, f"image not found on the daemon's machine: {raw}") from None
-    roots = [Path(r).resolve() for r in config.allowed_roots]
-    if not any(path.is_relative_to(root) for root in roots):
-        raise HTTPException(
-            403, f"{raw} is outside the folders this daemon may read "
-            f"({', '.join(str(r) for r in roots)}): move the image or add --allow-root",
-        )
-    if not path.is_file():
-        raise HTTPException(422, f"{raw} is not a file: send the path of an image file")
-    size = path.stat().st_size
-    if size > config.max_upload_bytes:
-        raise HTTPException(
-            413, f"{raw} is {size / 1e6:.1f} MB, over the limit of "
-            f"{config.max_upload_bytes / 1e6:.1f} MB: downscale or re-encode it",
-        )
-    data = await run_in_threadpool(path.read_bytes)
-    return await _submit(request, data, _clean_name(path.name), job_request)
+    except OSError as exc:
+        raise HTTPException(403, f"cannot open {raw}: {exc.strerror}") from None
+    try:
+        opened = _opened_path(fd, lexical)
+        if opened is None or not any(opened.is_relative_to(r) for r in roots):
+            raise _outside(raw, roots)
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise HTTPException(422, f"{raw} is not a file: send the path of an image file")
+        if st.st_size > max_bytes:
+            raise HTTPException(
+                413, f"{raw} is {st.st_size / 1e6:.1f} MB, over the limit of "
+                f"{max_bytes / 1e6:.1f} MB: downscale or re-encode it",
+            )
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = f.read(max_bytes + 1)
+        if len(data) > max_bytes:
+            raise HTTPException(413, f"{raw} grew over the limit of {max_bytes / 1e6:.1f} MB "
+                                     "while being read")
+        return data
+    finally:
+        os.close(fd)
+
+
+def _opened_path(fd: int, lexical: Path) -> Path | None:
+    """The real path of the file behind `fd`, or None when it cannot be told for sure."""
+    proc = Path(f"/proc/self/fd/{fd}")
+    if proc.exists():  # Linux: the kernel's name for what was opened
+        try:
+            return Path(os.readlink(proc))
+        except OSError:
+            return None
+    # Elsewhere: resolve the name now, and accept it only if it still names the same file.
+    real = Path(os.path.realpath(lexical))
+    try:
+        same = os.path.samestat(os.stat(real), os.fstat(fd))
+    except OSError:
+        return None
+    return real if same else None
 
 
 @router.get("", response_model=JobList)
