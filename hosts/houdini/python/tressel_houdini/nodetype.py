@@ -147,7 +147,9 @@ def build_node_type(hou: Any, path: Path) -> Any:
         subnet = scratch.createNode("subnet", NODE_TYPE)
         cook = subnet.createNode("python", "cook")
         cook.parm("python").set(COOK_CODE)
-        output = subnet.createNode("output", "output0")
+        # Reuse an Output SOP the new subnet may already hold: a second one named output0
+        # would be renamed, and two outputs for index 0 leave the asset's output ambiguous.
+        output = subnet.node("output0") or subnet.createNode("output", "output0")
         output.setInput(0, cook)
         asset = subnet.createDigitalAsset(
             name=NODE_TYPE, hda_file_name=str(path), description=LABEL,
