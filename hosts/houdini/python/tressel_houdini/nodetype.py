@@ -51,7 +51,7 @@ class ParmSpec:
 
 
 PARMS: tuple[ParmSpec, ...] = (
-    ParmSpec("file", "photo", "Photo", "", file_pattern="*.jpg *.jpeg *.png *.tif *.tiff *.exr",
+    ParmSpec("file", "photo", "Photo", "", file_pattern="*.jpg, *.jpeg, *.png, *.tif, *.tiff, *.exr",
              help="The portrait to groom (JPEG, PNG, TIFF or EXR)."),
     ParmSpec("int", "seed", "Seed", 0, minimum=0, maximum=9999,
              help="Same photo, model, options and seed: the same groom."),
@@ -74,7 +74,7 @@ PARMS: tuple[ParmSpec, ...] = (
              join_with_next=True,
              help="Send the photo to the Tressel daemon; Houdini stays usable meanwhile."),
     ParmSpec("button", "cancel", "Cancel", callback=_CALLBACK.format("on_cancel")),
-    ParmSpec("file", "layer", "Groom Layer", "", file_pattern="*.usd *.usdc *.usda",
+    ParmSpec("file", "layer", "Groom Layer", "", file_pattern="*.usd, *.usdc, *.usda",
              help="The finished USD layer the node reads; Generate fills it in "
                   "($HIP/tressel/...)."),
     ParmSpec("string", "error", "Last Error", "", hidden=True),
@@ -105,7 +105,9 @@ def parm_template(hou: Any, spec: ParmSpec) -> Any:
         template = hou.StringParmTemplate(
             spec.name, spec.label, 1, default_value=(spec.default,),
             string_type=hou.stringParmType.FileReference, file_type=hou.fileType.Any)
-        template.setTags({"filechooser_pattern": spec.file_pattern})
+        # As Houdini writes these tags for its own nodes: comma-separated patterns, and a
+        # chooser that only opens files (both parameters name existing files to read).
+        template.setTags({"filechooser_pattern": spec.file_pattern, "filechooser_mode": "read"})
     elif spec.kind == "string":
         template = hou.StringParmTemplate(spec.name, spec.label, 1, default_value=(spec.default,))
     elif spec.kind == "int":
