@@ -60,11 +60,14 @@ fileChooserMode = _enum("Read", "Write", "ReadAndWrite")
 # -- parameter templates -------------------------------------------------------------------------
 
 # Keyword arguments the hou.*ParmTemplate constructors document (a subset; a keyword the real
-# class lacks raises TypeError there, as here).
-_COMMON_TEMPLATE_ARGS = {"disable_when", "is_hidden", "is_label_hidden", "join_with_next",
+# class lacks raises TypeError there, as here). Button and separator are exactly the SWIG
+# %kwargs of the HDK's HOM_ButtonParmTemplate.h / the HOM SeparatorParmTemplate page.
+_BUTTON_TEMPLATE_ARGS = {"disable_when", "is_hidden", "is_label_hidden", "join_with_next",
                          "help", "script_callback", "script_callback_language", "tags",
-                         "default_expression", "default_expression_language",
-                         "naming_scheme", "look"}
+                         "conditionals"}
+_COMMON_TEMPLATE_ARGS = _BUTTON_TEMPLATE_ARGS | {"default_expression",
+                                                 "default_expression_language",
+                                                 "naming_scheme", "look"}
 _TEMPLATE_ARGS = {
     "string": _COMMON_TEMPLATE_ARGS | {"menu_items", "menu_labels", "icon_names",
                                        "item_generator_script", "menu_type"},
@@ -76,7 +79,7 @@ _TEMPLATE_ARGS = {
                                      "menu_use_token", "store_default_value_as_string",
                                      "is_button_strip", "strip_uses_icons"},
     "toggle": _COMMON_TEMPLATE_ARGS,
-    "button": _COMMON_TEMPLATE_ARGS | {"is_button_strip"},
+    "button": _BUTTON_TEMPLATE_ARGS,
     "separator": {"is_hidden", "tags"},
 }
 
