@@ -593,6 +593,7 @@ class Node:
                            comment: str | None = None, version: str | None = None,
                            save_as_embedded: bool = False,
                            ignore_external_references: bool = False,
+                           compile_asset: bool = False,
                            change_node_type: bool = True, create_backup: bool = True,
                            install_path: str | None = None) -> Node:
         if not name or not hda_file_name:

@@ -153,9 +153,11 @@ def build_node_type(hou: Any, path: Path) -> Any:
         # would be renamed, and two outputs for index 0 leave the asset's output ambiguous.
         output = subnet.node("output0") or subnet.createNode("output", "output0")
         output.setInput(0, cook)
+        # Only the keywords public build scripts use with it; the version is set below through
+        # HDADefinition.setVersion (the HOM replacement of otversion).
         asset = subnet.createDigitalAsset(
             name=NODE_TYPE, hda_file_name=str(path), description=LABEL,
-            min_num_inputs=0, max_num_inputs=0, version=SPEC_VERSION)
+            min_num_inputs=0, max_num_inputs=0)
         definition = asset.type().definition()
         group = hou.ParmTemplateGroup()
         for spec in PARMS:
