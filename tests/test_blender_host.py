@@ -363,6 +363,18 @@ def test_usd_import_options_use_the_running_blenders_names():
                                         if n != "create_world_material"], "/g.usdc", False)
 
 
+@needs_blender
+def test_blenders_strict_manifest_validation_accepts_the_extension():
+    """What `blender --command extension validate` (and `extension build`) run: the strict
+    checks, stricter than installing (a tagline over 64 characters installs but fails here)."""
+    (validator,) = (BLENDER_PYTHON.parent.parent / "lib").glob(
+        "python3*/site-packages/bpy/*/scripts/addons_core/bl_pkg/cli/blender_ext.py")
+    proc = subprocess.run([str(BLENDER_PYTHON), str(validator), "validate",
+                           str(REPO / "hosts" / "blender")],
+                          check=False, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "Success" in proc.stdout, proc.stdout + proc.stderr
+
+
 def test_install_writes_a_copy_with_its_config_and_uninstalls_it(tmp_path, monkeypatch):
     from tressel.hosting import install_blender
     from tressel.hosting.install import prepare_hosts_python
