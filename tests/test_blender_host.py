@@ -322,6 +322,59 @@ def test_melanin_survives_the_preview_colour_round_trip():
     assert hair_color.melanin_from_preview_color((1.0, 1.0, 1.0)) == (0.0, 0.0)
 
 
+# The importer's option names in a Blender 4.2-era source/blender/editors/io/io_usd.cc (read
+# through the search tool): custom properties are `attr_import_mode` there; bpy 5.0.1 has only
+# `property_import_mode`.
+USD_IMPORT_4_2 = (
+    "filepath", "scale", "set_frame_range", "import_cameras", "import_curves", "import_lights",
+    "import_materials", "import_meshes", "import_volumes", "import_shapes", "import_skeletons",
+    "import_blendshapes", "import_points", "import_subdiv", "support_scene_instancing",
+    "import_visible_only", "create_collection", "read_mesh_uvs", "read_mesh_colors",
+    "read_mesh_attributes", "prim_path_mask", "import_guide", "import_proxy", "import_render",
+    "import_all_materials", "import_usd_preview", "set_material_blend", "light_intensity_scale",
+    "mtl_name_collision_mode", "import_textures_mode", "import_textures_dir",
+    "tex_name_collision_mode", "attr_import_mode", "validate_meshes", "create_world_material",
+    "import_defined_only")
+
+
+def load_usd_options():
+    spec = importlib.util.spec_from_file_location(
+        "tressel_blender_usd_options", REPO / "hosts" / "blender" / "usd_options.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_usd_import_options_use_the_running_blenders_names():
+    """4.2 calls the custom-property option attr_import_mode, 5.0 property_import_mode; an
+    operator given a keyword it lacks raises TypeError, so only declared names are passed."""
+    usd_options = load_usd_options()
+    old = usd_options.usd_import_options(USD_IMPORT_4_2, "/g.usdc", import_guides=True)
+    assert old["attr_import_mode"] == "NONE" and "property_import_mode" not in old
+    assert old["import_guide"] is True and old["filepath"] == "/g.usdc"
+    assert set(old) <= set(USD_IMPORT_4_2)
+    names_5_0 = [n if n != "attr_import_mode" else "property_import_mode"
+                 for n in USD_IMPORT_4_2]
+    new = usd_options.usd_import_options(names_5_0, "/g.usdc", import_guides=False)
+    assert new["property_import_mode"] == "NONE" and "attr_import_mode" not in new
+    assert set(new) <= set(names_5_0)
+    with pytest.raises(RuntimeError, match="create_world_material"):
+        usd_options.usd_import_options([n for n in USD_IMPORT_4_2
+                                        if n != "create_world_material"], "/g.usdc", False)
+
+
+@needs_blender
+def test_blenders_strict_manifest_validation_accepts_the_extension():
+    """What `blender --command extension validate` (and `extension build`) run: the strict
+    checks, stricter than installing (a tagline over 64 characters installs but fails here)."""
+    (validator,) = (BLENDER_PYTHON.parent.parent / "lib").glob(
+        "python3*/site-packages/bpy/*/scripts/addons_core/bl_pkg/cli/blender_ext.py")
+    proc = subprocess.run([str(BLENDER_PYTHON), str(validator), "validate",
+                           str(REPO / "hosts" / "blender")],
+                          check=False, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "Success" in proc.stdout, proc.stdout + proc.stderr
+
+
 def test_install_writes_a_copy_with_its_config_and_uninstalls_it(tmp_path, monkeypatch):
     from tressel.hosting import install_blender
     from tressel.hosting.install import prepare_hosts_python

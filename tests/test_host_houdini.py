@@ -224,6 +224,26 @@ def test_the_node_type_is_built_once_from_its_reviewable_definition(hou, scene):
     assert hou.nodeType(hou.sopNodeTypeCategory(), NODE_TYPE) is not None
 
 
+def test_the_fake_refuses_what_houdini_refuses(hou, scene):
+    """The fake's signatures are the documented ones: a keyword hou lacks is a TypeError."""
+    with pytest.raises(TypeError):
+        hou.ButtonParmTemplate("go", "Go", callback="x()")  # script_callback, in hou
+    with pytest.raises(TypeError):
+        hou.StringParmTemplate("f", "F", 1, default_value="")  # a tuple, in hou
+    with pytest.raises(TypeError):
+        hou.MenuParmTemplate("m", "M", ("a",), ("A",), default_value="a")  # an index
+    with pytest.raises(TypeError):
+        hou.ui.selectFile(filter="*.jpg")  # pattern, in hou
+    with pytest.raises(TypeError):
+        hou.node("/obj").createNode("geo", "g", exact=True)
+    button = hou.ButtonParmTemplate("go", "Go", script_callback="x()",
+                                    script_callback_language=hou.scriptLanguage.Python)
+    assert button.callback == "x()" and button.callback_language == hou.scriptLanguage.Python
+    subnet = hou.node("/obj").createNode("geo", "g").createNode("subnet", "s")
+    with pytest.raises(TypeError):
+        subnet.createDigitalAsset(name="t", hda_file_name=str(scene / "t.hda"), label="T")
+
+
 def test_a_cook_with_no_result_yet_is_a_clean_no_op_with_a_warning(hou, scene):
     from tressel_houdini.cook import NO_RESULT
 

@@ -317,6 +317,46 @@ def test_button_flow_brings_in_a_live_proxy_with_provenance_and_guides(host, may
     assert maya.nodes[shape].attrs["filePath"] == str(layer)
 
 
+def test_the_fake_refuses_what_maya_refuses(maya, tmp_path):
+    """The fake models the documented flags: a wrong flag or value fails here as in Maya
+    (TypeError "Invalid flag" from maya.cmds), so a host passing one cannot pass the tests."""
+    from pxr import Usd, UsdGeom
+
+    cmds = maya.cmds
+    with pytest.raises(TypeError):
+        cmds.progressBar("MainProgressBar", edit=True, interruptable=True)  # isInterruptable
+    with pytest.raises(TypeError):
+        cmds.shelfButton(parent="ShelfLayout", label="x", sourcetype="python")
+    with pytest.raises(RuntimeError):
+        cmds.shelfButton(parent="ShelfLayout", label="x", sourceType="Python")
+    with pytest.raises(RuntimeError):
+        cmds.confirmDialog(title="t", message="m", icon="error")  # critical, in Maya
+    with pytest.raises(RuntimeError):
+        cmds.scriptJob(event=["mayaExiting", lambda: None])  # quitApplication, in Maya
+    with pytest.raises(TypeError):
+        cmds.about(batchMode=True)
+    cmds.loadPlugin("mayaUsdPlugin", quiet=True)
+    layer = tmp_path / "g.usda"
+    stage = Usd.Stage.CreateNew(str(layer))
+    UsdGeom.Xform.Define(stage, "/Groom")
+    curves = UsdGeom.BasisCurves.Define(stage, "/Groom/Guides")
+    curves.CreateTypeAttr(UsdGeom.Tokens.linear)
+    curves.CreateCurveVertexCountsAttr([2, 2])
+    curves.CreatePointsAttr([(0, 0, 0), (0, 1, 0), (1, 0, 0), (1, 1, 0)])
+    stage.SetDefaultPrim(stage.GetPrimAtPath("/Groom"))
+    stage.Save()
+    with pytest.raises(TypeError):
+        cmds.mayaUSDImport(file=str(layer), primPath="/Groom/Guides", shadingMode="none")
+    with pytest.raises(TypeError):
+        cmds.mayaUSDImport(file=str(layer), prim="/Groom/Guides")
+    with pytest.raises(RuntimeError):
+        cmds.mayaUSDImport(file=str(layer), shadingMode=[["off", "default"]])
+    # Documented: the highest imported node comes back; children nest under their parent prim.
+    assert cmds.mayaUSDImport(file=str(layer), shadingMode=[["none", "default"]]) == ["|Groom"]
+    assert maya.full_path("GuidesShape1").startswith("|Groom|Guides|")
+    assert len(maya.children("Guides", type="nurbsCurve")) == 2
+
+
 def test_escape_cancels_the_daemon_job_and_changes_nothing(host, maya, daemon, tmp_path):
     controller, _ = host
     _, daemon_client, _ = daemon

@@ -14,6 +14,7 @@ from pathlib import Path
 import bpy
 
 from .hair_color import melanin_from_preview_color
+from .usd_options import usd_import_options
 
 log = logging.getLogger(__name__)
 
@@ -71,14 +72,9 @@ def _import(path: Path, name: str, head: bpy.types.Object | None, attach: str,
     if not path.is_file():
         raise RuntimeError(f"groom layer {path} is missing: generate the groom again")
     before = set(bpy.data.objects)
-    # Only what the layer holds, and nothing that changes the scene beyond the new objects
-    # (no frame range, no world material).
-    result = bpy.ops.wm.usd_import(
-        filepath=str(path), import_guide=import_guides, import_proxy=False, import_render=True,
-        import_cameras=False, import_lights=False, import_materials=False,
-        import_all_materials=False, set_frame_range=False, create_world_material=False,
-        import_visible_only=True, property_import_mode="NONE",
-    )
+    # The operator's own option names: they differ between Blender releases (usd_options).
+    available = bpy.ops.wm.usd_import.get_rna_type().properties.keys()
+    result = bpy.ops.wm.usd_import(**usd_import_options(available, str(path), import_guides))
     if "FINISHED" not in result:
         raise RuntimeError(f"Blender's USD importer could not read {path.name}")
     new = [obj for obj in bpy.data.objects if obj not in before]

@@ -26,6 +26,33 @@ from pathlib import Path
 from typing import Any
 
 MAIN_PROGRESS_BAR = "MainProgressBar"
+# Flags as Autodesk's command reference documents them (a subset: what a host may use). Maya's
+# Python commands raise TypeError ("Invalid flag") for any other keyword; so does this fake.
+PROGRESS_BAR_FLAGS = {"beginProgress", "endProgress", "isInterruptable", "isCancelled", "status",
+                      "minValue", "maxValue", "progress", "step", "isMainProgressBar",
+                      "annotation"}
+SHELF_BUTTON_FLAGS = {"label", "annotation", "image", "image1", "command", "sourceType",
+                      "imageOverlayLabel", "doubleClickCommand", "noDefaultPopup", "style",
+                      "width", "height", "enableCommandRepeat", "flat"}
+CONFIRM_DIALOG_FLAGS = {"defaultButton", "cancelButton", "dismissString", "icon", "parent",
+                        "messageAlign", "backgroundColor"}
+CONFIRM_DIALOG_ICONS = {"question", "information", "warning", "critical"}
+# scriptJob -listEvents includes these (among many): the ones a host may hook.
+SCRIPT_JOB_EVENTS = {"quitApplication", "SceneOpened", "NewSceneOpened", "SceneSaved",
+                     "idle", "timeChanged", "SelectionChanged"}
+# mayaUSDImport's flags (maya-usd lib/mayaUsd/commands/Readme.md, MayaUSDImportCommand).
+MAYA_USD_IMPORT_FLAGS = {"apiSchema", "chaser", "chaserArgs", "excludePrimvar", "file",
+                         "frameRange", "importInstances", "jobContext", "metadata", "parent",
+                         "primPath", "preferredMaterial", "readAnimData", "shadingMode",
+                         "useAsAnimationCache", "verbose", "variant", "importUSDZTextures",
+                         "importUSDZTexturesFilePath"}
+SHADING_MODES = {"none", "displayColor", "pxrRis", "useRegistry"}
+
+
+def _check_flags(command: str, given: dict[str, Any], known: set[str]) -> None:
+    unknown = sorted(set(given) - known)
+    if unknown:
+        raise TypeError(f"{command}: Invalid flag '{unknown[0]}'")
 SHELF_TOP_LEVEL = "ShelfLayout"
 PROXY_PLUGIN = "mayaUsdPlugin"
 
@@ -210,7 +237,7 @@ class FakeMaya:
         return {name[len("_cmd_"):]: getattr(self, name) for name in dir(self)
                 if name.startswith("_cmd_")}
 
-    def _cmd_about(self, batch: bool = False, **_: Any) -> Any:
+    def _cmd_about(self, batch: bool = False) -> Any:
         return self.batch
 
     def _cmd_workspace(self, query: bool = False, rootDirectory: bool = False) -> str:
@@ -384,6 +411,9 @@ class FakeMaya:
         return self._control(name, "shelfLayout", parent or SHELF_TOP_LEVEL)
 
     def _cmd_shelfButton(self, parent: str, **props: Any) -> str:
+        _check_flags("shelfButton", props, SHELF_BUTTON_FLAGS)
+        if props.get("sourceType", "mel") not in ("mel", "python"):
+            raise RuntimeError("shelfButton: sourceType is 'mel' or 'python'")
         self._counter += 1
         return self._control(f"shelfButton{self._counter}", "shelfButton", parent, **props)
 
@@ -395,13 +425,18 @@ class FakeMaya:
         del self.ui[name]
 
     def _cmd_scriptJob(self, event: list | None = None, exists: int | None = None,
-                       kill: int | None = None, **_: Any) -> Any:
+                       kill: int | None = None, killWithScene: bool = False,
+                       protected: bool = False, runOnce: bool = False) -> Any:
         if exists is not None:
             return exists in self.script_jobs
         if kill is not None:
             self.script_jobs.pop(kill, None)
             return None
         assert event is not None and len(event) == 2
+        if event[0] not in SCRIPT_JOB_EVENTS:
+            raise RuntimeError(f"scriptJob: unknown event {event[0]!r}")
+        if not (callable(event[1]) or isinstance(event[1], str)):
+            raise TypeError("scriptJob: the event's script is a string or a callable")
         self._counter += 1
         self.script_jobs[self._counter] = (event[0], event[1])
         return self._counter
@@ -410,6 +445,7 @@ class FakeMaya:
                          **flags: Any) -> Any:
         if name not in self.ui or self.ui[name].type != "progressBar":
             raise RuntimeError(f"progressBar: object {name} not found")
+        _check_flags("progressBar", flags, PROGRESS_BAR_FLAGS)
         bar = self.ui[name].props
         if query:
             if flags.get("isCancelled"):
@@ -431,27 +467,50 @@ class FakeMaya:
 
     def _cmd_confirmDialog(self, title: str = "", message: str = "",
                            button: list[str] | None = None, **props: Any) -> str:
+        _check_flags("confirmDialog", props, CONFIRM_DIALOG_FLAGS)
+        if "icon" in props and props["icon"] not in CONFIRM_DIALOG_ICONS:
+            raise RuntimeError(f"confirmDialog: icon is one of {sorted(CONFIRM_DIALOG_ICONS)}")
         buttons = list(button or ["Confirm"])
         self.dialogs.append({"title": title, "message": message, "buttons": buttons, **props})
         return self.dialog_answers.pop(0) if self.dialog_answers else buttons[0]
 
     # mayaUSD ------------------------------------------------------------------------------
 
-    def _maya_usd_import(self, file: str, primPath: str = "/", parent: str | None = None,
-                         readAnimData: bool = False, **_: Any) -> list[str]:
-        """One transform per prim, one nurbsCurve shape per curve of a curves prim."""
+    def _maya_usd_import(self, file: str, primPath: str = "", parent: str | None = None,
+                         readAnimData: bool = False, shadingMode: Any = None,
+                         **flags: Any) -> list[str]:
+        """One transform per prim, one nurbsCurve shape per curve of a curves prim (as
+        translatorCurves.cpp does: every curve of the prim, each its own shape under the prim's
+        transform). Returns the full DAG path of the highest imported node, as documented."""
         from pxr import Usd, UsdGeom
+
+        _check_flags("mayaUSDImport", flags, MAYA_USD_IMPORT_FLAGS)
+        if shadingMode is not None:
+            # string[2], multi-use: a list of (mode, convertMaterialFrom) pairs.
+            pairs = [shadingMode] if isinstance(shadingMode[0], str) else list(shadingMode)
+            for pair in pairs:
+                if len(pair) != 2 or not all(isinstance(v, str) for v in pair):
+                    raise TypeError("mayaUSDImport: shadingMode takes pairs of two strings")
+                if pair[0] not in SHADING_MODES:
+                    raise RuntimeError(f"mayaUSDImport: unknown shading mode {pair[0]!r}")
+        if parent is not None and parent.rsplit("|", 1)[-1] not in self.nodes:
+            raise RuntimeError(f"mayaUSDImport: parent {parent} does not exist")
 
         if not Path(file).is_file():
             raise RuntimeError(f"File '{file}' does not exist, or could not be resolved.")
         stage = Usd.Stage.Open(file)
-        prim = stage.GetPrimAtPath(primPath)
+        # An empty primPath is the default prim (the pseudo-root when there is none).
+        prim = (stage.GetPrimAtPath(primPath) if primPath
+                else stage.GetDefaultPrim() or stage.GetPseudoRoot())
         if not prim:
             raise RuntimeError(f"mayaUSDImport: no prim {primPath} in {file}")
-        added = []
+        made: dict[str, str] = {}  # prim path -> its transform, to nest children as Maya does
         for item in Usd.PrimRange(prim):
-            transform = self._cmd_createNode("transform", name=item.GetName(), parent=parent)
-            added.append(self.full_path(transform))
+            if item.IsPseudoRoot():
+                continue
+            above = made.get(str(item.GetPath().GetParentPath()), parent)
+            transform = self._cmd_createNode("transform", name=item.GetName(), parent=above)
+            made[str(item.GetPath())] = transform
             if item.IsA(UsdGeom.BasisCurves):
                 curves = UsdGeom.BasisCurves(item)
                 counts = list(curves.GetCurveVertexCountsAttr().Get() or [])
@@ -465,5 +524,6 @@ class FakeMaya:
                         degree=degree, spans=count - degree,
                         cv=tuple(tuple(p) for p in points[offset:offset + count]))
                     offset += count
-                    added.append(self.full_path(shape))
-        return added
+        tops = [t for path, t in made.items()
+                if str(stage.GetPrimAtPath(path).GetParent().GetPath()) not in made]
+        return [self.full_path(t) for t in tops]

@@ -59,19 +59,49 @@ fileChooserMode = _enum("Read", "Write", "ReadAndWrite")
 
 # -- parameter templates -------------------------------------------------------------------------
 
+# Keyword arguments the hou.*ParmTemplate constructors document (a subset; a keyword the real
+# class lacks raises TypeError there, as here). Button and separator are exactly the SWIG
+# %kwargs of the HDK's HOM_ButtonParmTemplate.h / the HOM SeparatorParmTemplate page.
+_BUTTON_TEMPLATE_ARGS = {"disable_when", "is_hidden", "is_label_hidden", "join_with_next",
+                         "help", "script_callback", "script_callback_language", "tags",
+                         "conditionals"}
+_COMMON_TEMPLATE_ARGS = _BUTTON_TEMPLATE_ARGS | {"default_expression",
+                                                 "default_expression_language",
+                                                 "naming_scheme", "look"}
+_TEMPLATE_ARGS = {
+    "string": _COMMON_TEMPLATE_ARGS | {"menu_items", "menu_labels", "icon_names",
+                                       "item_generator_script", "menu_type"},
+    "int": _COMMON_TEMPLATE_ARGS | {"min_is_strict", "max_is_strict", "menu_items",
+                                    "menu_labels", "icon_names", "item_generator_script",
+                                    "menu_type"},
+    "menu": _COMMON_TEMPLATE_ARGS | {"icon_names", "item_generator_script",
+                                     "item_generator_script_language", "menu_type",
+                                     "menu_use_token", "store_default_value_as_string",
+                                     "is_button_strip", "strip_uses_icons"},
+    "toggle": _COMMON_TEMPLATE_ARGS,
+    "button": _BUTTON_TEMPLATE_ARGS,
+    "separator": {"is_hidden", "tags"},
+}
+
 
 class ParmTemplate:
     kind = "base"
 
-    def __init__(self, name: str, label: str = "", default: Any = None, **options: Any) -> None:
+    def __init__(self, name: str, label: str = "", default: Any = None,
+                 extra: dict[str, Any] | None = None, **options: Any) -> None:
+        unknown = sorted(set(extra or {}) - _TEMPLATE_ARGS[self.kind])
+        if unknown:
+            raise TypeError(f"{type(self).__name__}() got an unexpected keyword argument "
+                            f"{unknown[0]!r}")
+        extra = dict(extra or {})
         self._name, self._label, self._default = name, label, default
         self.options = options
-        self.help = ""
-        self.hidden = False
-        self.joined = False
-        self.callback = ""
-        self.callback_language = None
-        self.tags: dict[str, str] = {}
+        self.help = extra.get("help") or ""
+        self.hidden = bool(extra.get("is_hidden", False))
+        self.joined = bool(extra.get("join_with_next", False))
+        self.callback = extra.get("script_callback") or ""
+        self.callback_language = extra.get("script_callback_language")
+        self.tags: dict[str, str] = dict(extra.get("tags") or {})
 
     def name(self) -> str:
         return self._name
@@ -101,48 +131,54 @@ class ParmTemplate:
 class StringParmTemplate(ParmTemplate):
     kind = "string"
 
-    def __init__(self, name, label, num_components, default_value=(), string_type=None,
-                 file_type=None, **options):
+    def __init__(self, name, label, num_components, default_value=(),
+                 string_type=stringParmType.Regular, file_type=fileType.Any, **extra):
         assert num_components == 1
-        super().__init__(name, label, (default_value or ("",))[0], string_type=string_type,
-                         file_type=file_type, **options)
+        if not isinstance(default_value, (tuple, list)):
+            raise TypeError("StringParmTemplate: default_value is a sequence of strings")
+        super().__init__(name, label, (default_value or ("",))[0], extra,
+                         string_type=string_type, file_type=file_type)
 
 
 class IntParmTemplate(ParmTemplate):
     kind = "int"
 
-    def __init__(self, name, label, num_components, default_value=(), min=0, max=10, **options):
+    def __init__(self, name, label, num_components, default_value=(), min=0, max=10, **extra):
         assert num_components == 1
-        super().__init__(name, label, (default_value or (0,))[0], min=min, max=max, **options)
+        if not isinstance(default_value, (tuple, list)):
+            raise TypeError("IntParmTemplate: default_value is a sequence of ints")
+        super().__init__(name, label, (default_value or (0,))[0], extra, min=min, max=max)
 
 
 class MenuParmTemplate(ParmTemplate):
     kind = "menu"
 
-    def __init__(self, name, label, menu_items, menu_labels=(), default_value=0, **options):
-        super().__init__(name, label, int(default_value), items=tuple(menu_items),
-                         labels=tuple(menu_labels), **options)
+    def __init__(self, name, label, menu_items, menu_labels=(), default_value=0, **extra):
+        if not isinstance(default_value, int):
+            raise TypeError("MenuParmTemplate: default_value is the index of the default item")
+        super().__init__(name, label, default_value, extra, items=tuple(menu_items),
+                         labels=tuple(menu_labels))
 
 
 class ToggleParmTemplate(ParmTemplate):
     kind = "toggle"
 
-    def __init__(self, name, label, default_value=False, **options):
-        super().__init__(name, label, bool(default_value), **options)
+    def __init__(self, name, label, default_value=False, **extra):
+        super().__init__(name, label, bool(default_value), extra)
 
 
 class ButtonParmTemplate(ParmTemplate):
     kind = "button"
 
-    def __init__(self, name, label, **options):
-        super().__init__(name, label, None, **options)
+    def __init__(self, name, label, **extra):
+        super().__init__(name, label, None, extra)
 
 
 class SeparatorParmTemplate(ParmTemplate):
     kind = "separator"
 
-    def __init__(self, name, **options):
-        super().__init__(name, "", None, **options)
+    def __init__(self, name, **extra):
+        super().__init__(name, "", None, extra)
 
 
 class ParmTemplateGroup:
@@ -262,7 +298,7 @@ class Geometry:
             self.polygons_closed.append(bool(is_closed))
         return tuple(range(first, len(self.polygon_counts)))
 
-    def addAttrib(self, type: str, name: str, default_value: Any, transform_as_normal=False,
+    def addAttrib(self, type: str, name: str, default_value: Any, transform_as_normal=True,
                   create_local_variable=True) -> None:
         self.calls.append("addAttrib")
         if (type, name) in self.attribs:
@@ -467,7 +503,9 @@ class Node:
     def childTypeCategory(self) -> NodeTypeCategory | None:
         return self._type.child_category
 
-    def createNode(self, type_name: str, node_name: str | None = None, **_: Any) -> Node:
+    def createNode(self, type_name: str, node_name: str | None = None,
+                   run_init_scripts: bool = True, load_contents: bool = True,
+                   exact_type_name: bool = False, force_valid_node_name: bool = False) -> Node:
         category = self._type.child_category
         if category is None:
             raise OperationFailed(f"{self.path()} cannot contain nodes")
@@ -549,9 +587,17 @@ class Node:
         return tuple(self._inputs)
 
     # digital assets
-    def createDigitalAsset(self, name: str, hda_file_name: str, description: str = "",
-                           min_num_inputs: int = 0, max_num_inputs: int = 0,
-                           version: str | None = None, **_: Any) -> Node:
+    def createDigitalAsset(self, name: str | None = None, hda_file_name: str | None = None,
+                           description: str | None = None, min_num_inputs: int | None = None,
+                           max_num_inputs: int | None = None, compress_contents: bool = False,
+                           comment: str | None = None, version: str | None = None,
+                           save_as_embedded: bool = False,
+                           ignore_external_references: bool = False,
+                           compile_asset: bool = False,
+                           change_node_type: bool = True, create_backup: bool = True,
+                           install_path: str | None = None) -> Node:
+        if not name or not hda_file_name:
+            raise OperationFailed("createDigitalAsset needs a name and an hda_file_name here")
         if self._type.name() != "subnet":
             raise OperationFailed("only a subnet becomes a digital asset here")
         contents = [{"type": c.type().name(), "name": c.name(),
@@ -722,7 +768,12 @@ def _remove_loop(callback: Callable[[], None]) -> None:
     _session.loop_callbacks.remove(callback)
 
 
-def _select_file(**_: Any) -> str:
+def _select_file(start_directory: str | None = None, title: str | None = None,
+                 collapse_sequences: bool = False, file_type: str = fileType.Any,
+                 pattern: str | None = None, default_value: str | None = None,
+                 multiple_select: bool = False, image_chooser: bool | None = None,
+                 chooser_mode: str = fileChooserMode.ReadAndWrite, width: int = 0,
+                 height: int = 0) -> str:
     return _session.next_file
 
 

@@ -51,7 +51,7 @@ class ParmSpec:
 
 
 PARMS: tuple[ParmSpec, ...] = (
-    ParmSpec("file", "photo", "Photo", "", file_pattern="*.jpg *.jpeg *.png *.tif *.tiff *.exr",
+    ParmSpec("file", "photo", "Photo", "", file_pattern="*.jpg, *.jpeg, *.png, *.tif, *.tiff, *.exr",
              help="The portrait to groom (JPEG, PNG, TIFF or EXR)."),
     ParmSpec("int", "seed", "Seed", 0, minimum=0, maximum=9999,
              help="Same photo, model, options and seed: the same groom."),
@@ -74,7 +74,7 @@ PARMS: tuple[ParmSpec, ...] = (
              join_with_next=True,
              help="Send the photo to the Tressel daemon; Houdini stays usable meanwhile."),
     ParmSpec("button", "cancel", "Cancel", callback=_CALLBACK.format("on_cancel")),
-    ParmSpec("file", "layer", "Groom Layer", "", file_pattern="*.usd *.usdc *.usda",
+    ParmSpec("file", "layer", "Groom Layer", "", file_pattern="*.usd, *.usdc, *.usda",
              help="The finished USD layer the node reads; Generate fills it in "
                   "($HIP/tressel/...)."),
     ParmSpec("string", "error", "Last Error", "", hidden=True),
@@ -105,7 +105,9 @@ def parm_template(hou: Any, spec: ParmSpec) -> Any:
         template = hou.StringParmTemplate(
             spec.name, spec.label, 1, default_value=(spec.default,),
             string_type=hou.stringParmType.FileReference, file_type=hou.fileType.Any)
-        template.setTags({"filechooser_pattern": spec.file_pattern})
+        # As Houdini writes these tags for its own nodes: comma-separated patterns, and a
+        # chooser that only opens files (both parameters name existing files to read).
+        template.setTags({"filechooser_pattern": spec.file_pattern, "filechooser_mode": "read"})
     elif spec.kind == "string":
         template = hou.StringParmTemplate(spec.name, spec.label, 1, default_value=(spec.default,))
     elif spec.kind == "int":
@@ -147,11 +149,15 @@ def build_node_type(hou: Any, path: Path) -> Any:
         subnet = scratch.createNode("subnet", NODE_TYPE)
         cook = subnet.createNode("python", "cook")
         cook.parm("python").set(COOK_CODE)
-        output = subnet.createNode("output", "output0")
+        # Reuse an Output SOP the new subnet may already hold: a second one named output0
+        # would be renamed, and two outputs for index 0 leave the asset's output ambiguous.
+        output = subnet.node("output0") or subnet.createNode("output", "output0")
         output.setInput(0, cook)
+        # Only the keywords public build scripts use with it; the version is set below through
+        # HDADefinition.setVersion (the HOM replacement of otversion).
         asset = subnet.createDigitalAsset(
             name=NODE_TYPE, hda_file_name=str(path), description=LABEL,
-            min_num_inputs=0, max_num_inputs=0, version=SPEC_VERSION)
+            min_num_inputs=0, max_num_inputs=0)
         definition = asset.type().definition()
         group = hou.ParmTemplateGroup()
         for spec in PARMS:
