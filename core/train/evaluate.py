@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from tressel.params import MAX_SIGMA
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +101,7 @@ def evaluate(bundle, dataset: Path, count: int | None = None, max_strands: int =
         "image": GenerateParams(seed=seed, crop=False, max_strands=max_strands),
         # guidance 0 everywhere = the unconditional denoiser alone: the image is ignored
         "ignore_image": GenerateParams(seed=seed, crop=False, max_strands=max_strands,
-                                       guidance=0.0, guidance_interval=(0.0, 1e9)),
+                                       guidance=0.0, guidance_interval=(0.0, MAX_SIGMA)),
     }
     for i, folder in enumerate(folders):
         check_cancel(cancel)
