@@ -110,6 +110,16 @@ def _child(kind: str, input_dir: str, output: str, points: int, queue) -> None:
                "peak_extra": max(peak - before, 0), **info})
 
 
+def _timed(fn, *args) -> float:
+    start = time.perf_counter()
+    fn(*args)
+    return time.perf_counter() - start
+
+
+def _segment_lengths(positions: np.ndarray) -> np.ndarray:
+    return np.linalg.norm(np.diff(positions, axis=1), axis=2)
+
+
 def measure(kind: str, input_dir: Path, output: Path, points: int) -> dict:
     ctx = multiprocessing.get_context("spawn")  # a fresh process: clean peak memory
     queue = ctx.Queue()
@@ -137,8 +147,13 @@ def main() -> None:
             np.save(work / f"positions_{points}.npy",
                     resample_strands(arrays["positions"], points).points)
         input_mb = arrays["positions"].nbytes / 1e6
-        del arrays
         print(f"{args.strands} strands x 256 points ({input_mb:.0f} MB of positions)")
+        # Resampling alone, against the cheapest pass it must make: every segment's length.
+        floor = min(_timed(_segment_lengths, arrays["positions"]) for _ in range(2))
+        resample = min(_timed(resample_strands, arrays["positions"], 32) for _ in range(2))
+        print(f"resample to 32 pts: {resample:.2f} s; segment lengths alone {floor:.2f} s "
+              f"(x{resample / floor:.1f})")
+        del arrays
         print(f"{'case':<28}{'time s':>9}{'size MB':>10}{'peak +MB':>10}   notes")
         rows = {}
         for points in (256, 32):

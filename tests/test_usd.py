@@ -572,3 +572,19 @@ def test_usd_info_summarises_and_validates(tmp_path, groom, capsys):
     layer.Save()
     assert run_usd_info(str(path), "--validate") == 1
     assert "MissingUpAxisMetadata" in capsys.readouterr().out
+
+
+def test_taper_has_few_distinct_widths_close_to_the_smooth_one():
+    """Few distinct widths keep USD's lookup-table encoding of `widths` fast (see curves.py)."""
+    from tressel.usd.curves import WIDTH_LEVELS, tapered_widths
+
+    t = np.linspace(0.0, 1.0, 256)
+    smooth = 2e-5 + (1e-4 - 2e-5) * (1.0 - t**2)
+    widths = tapered_widths(256, 1e-4, 2e-5)
+    assert len(np.unique(widths)) == WIDTH_LEVELS
+    assert widths[0] == np.float32(1e-4) and widths[-1] == np.float32(2e-5)
+    assert np.abs(widths - smooth).max() <= (1e-4 - 2e-5) / (2 * (WIDTH_LEVELS - 1)) + 1e-9
+    assert np.all(np.diff(widths) <= 0)
+    t8 = np.linspace(0.0, 1.0, 8)  # few points: the smooth taper itself
+    np.testing.assert_allclose(tapered_widths(8, 1e-4, 2e-5),
+                               2e-5 + (1e-4 - 2e-5) * (1.0 - t8**2), rtol=1e-6)
