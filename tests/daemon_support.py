@@ -16,9 +16,12 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
+
+from tressel.client import Client
 
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
@@ -236,3 +239,19 @@ def wait_for(predicate: Any, timeout: float = 30.0, interval: float = 0.02) -> A
             return value
         time.sleep(interval)
     raise AssertionError(f"condition not met within {timeout} s")
+
+
+
+class ThreadRecordingClient(Client):
+    """A real client that notes which thread made each request to the daemon, so host tests
+    can check that none comes from the UI thread (`threads` is shared by every instance)."""
+
+    threads: ClassVar[list[str]] = []
+
+    def request(self, *args, **kwargs):
+        self.threads.append(threading.current_thread().name)
+        return super().request(*args, **kwargs)
+
+    def events(self, *args, **kwargs):
+        self.threads.append(threading.current_thread().name)
+        return super().events(*args, **kwargs)

@@ -17,10 +17,18 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import ClassVar
 
 import pytest
-from daemon_support import FAST, PYTHON, REPO, real_daemon, tiny_bundle, wait_for, write_png
+from daemon_support import (
+    FAST,
+    PYTHON,
+    REPO,
+    ThreadRecordingClient,
+    real_daemon,
+    tiny_bundle,
+    wait_for,
+    write_png,
+)
 from fakes.fake_maya import FakeMaya
 from tressel import client as tressel_client
 from tressel.client import Client
@@ -30,20 +38,6 @@ SCRIPTS = REPO / "hosts" / "maya" / "scripts"
 TINY = {"strands": str(FAST["max_strands"]), "steps": FAST["steps"], "crop": False,
         "points_per_strand": 8, "guides": 8, "units": "cm"}
 TRESSEL_CLI = [PYTHON, "-m", "tressel.cli"]
-
-
-class ThreadRecordingClient(Client):
-    """A real client that notes which thread made each request to the daemon."""
-
-    threads: ClassVar[list[str]] = []
-
-    def request(self, *args, **kwargs):
-        self.threads.append(threading.current_thread().name)
-        return super().request(*args, **kwargs)
-
-    def events(self, *args, **kwargs):
-        self.threads.append(threading.current_thread().name)
-        return super().events(*args, **kwargs)
 
 
 def recording(autostart: bool):

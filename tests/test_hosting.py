@@ -8,10 +8,17 @@ import threading
 import time
 import zipfile
 from pathlib import Path
-from typing import ClassVar
 
 import pytest
-from daemon_support import FAST, PYTHON, REPO, real_daemon, tiny_bundle, write_png
+from daemon_support import (
+    FAST,
+    PYTHON,
+    REPO,
+    ThreadRecordingClient,
+    real_daemon,
+    tiny_bundle,
+    write_png,
+)
 from tressel.client import Client
 from tressel.errors import ConfigError
 from tressel.hosting import (
@@ -36,20 +43,6 @@ def daemon(tmp_path_factory):
     client = process.start()
     yield process, client
     process.stop()
-
-
-class ThreadRecordingClient(Client):
-    """A real client that notes which thread made each HTTP request."""
-
-    threads: ClassVar[list[str]] = []
-
-    def request(self, *args, **kwargs):
-        self.threads.append(threading.current_thread().name)
-        return super().request(*args, **kwargs)
-
-    def events(self, *args, **kwargs):
-        self.threads.append(threading.current_thread().name)
-        return super().events(*args, **kwargs)
 
 
 def run_on_ui_thread(job: HostJob, calls: CallQueue, timeout: float = 120.0,

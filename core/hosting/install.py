@@ -125,6 +125,15 @@ def daemon_command_line() -> str:
     return subprocess.list2cmdline(argv) if os.name == "nt" else shlex.join(argv)
 
 
+def remove_found(host: HostInstaller, target_dir: Path | None = None) -> list[Path]:
+    """Remove each file `host.find(target_dir)` reports: the uninstall of a one-file host."""
+    removed = []
+    for item in host.find(target_dir):
+        item.path.unlink(missing_ok=True)
+        removed.append(item.path)
+    return removed
+
+
 def write_text_atomic(path: Path, text: str) -> Path:
     """Write `text` to `path` through a temp file and a rename: a DCC never reads half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -23,6 +23,7 @@ from tressel.hosting.install import (
     daemon_command_line,
     host_source,
     hosts_python_dir,
+    remove_found,
     write_text_atomic,
 )
 from tressel.paths import user_dir
@@ -160,11 +161,7 @@ class HoudiniInstaller:
         )
 
     def uninstall(self, target_dir: Path | None = None) -> list[Path]:
-        removed = []
-        for item in self.find(target_dir):
-            item.path.unlink(missing_ok=True)
-            removed.append(item.path)
-        return removed
+        return remove_found(self, target_dir)
 
     def find(self, target_dir: Path | None = None) -> list[Installation]:
         folder = Path(target_dir).expanduser() if target_dir is not None else (

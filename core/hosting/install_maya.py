@@ -17,6 +17,7 @@ from tressel.hosting.install import (
     daemon_command_line,
     host_source,
     hosts_python_dir,
+    remove_found,
     write_text_atomic,
 )
 
@@ -80,11 +81,7 @@ class MayaInstaller:
         )
 
     def uninstall(self, target_dir: Path | None = None) -> list[Path]:
-        removed = []
-        for item in self.find(target_dir):
-            item.path.unlink(missing_ok=True)
-            removed.append(item.path)
-        return removed
+        return remove_found(self, target_dir)
 
     def find(self, target_dir: Path | None = None) -> list[Installation]:
         path = Path(target_dir or self.default_dir()).expanduser() / MOD_FILE
