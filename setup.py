@@ -35,7 +35,7 @@ EXTRAS = {
     "farm": ["openjd-cli"],
 }
 # The tests exercise every part, so they need every extra.
-EXTRAS["test"] = ["pytest", "pytest-timeout", "scikit-image", "ruff", "httpx"] + sorted(
+EXTRAS["test"] = ["pytest", "pytest-timeout", "pytest-qt", "scikit-image", "ruff", "httpx"] + sorted(
     {dep for deps in EXTRAS.values() for dep in deps}
 )
 
@@ -62,5 +62,6 @@ setup(
     ],
     extras_require=EXTRAS,
     cmdclass={"build_py": BuildPyWithHosts},
-    entry_points={"console_scripts": ["tressel = tressel.cli:main"]},
+    entry_points={"console_scripts": ["tressel = tressel.cli:main",
+                                    "tressel-review = tressel.commands.review:main"]},
 )

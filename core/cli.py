@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "daemon",
     "submit",
     "hosts",
+    "review",
     "synth",
     "train",
     "eval",
