@@ -35,9 +35,9 @@ EXTRAS = {
     "farm": ["openjd-cli"],
 }
 # The tests exercise every part, so they need every extra.
-EXTRAS["test"] = ["pytest", "pytest-timeout", "pytest-qt", "scikit-image", "ruff", "httpx"] + sorted(
-    {dep for deps in EXTRAS.values() for dep in deps}
-)
+EXTRAS["test"] = [
+    "pytest", "pytest-timeout", "pytest-qt", "scikit-image", "ruff", "httpx",
+] + sorted({dep for deps in EXTRAS.values() for dep in deps})
 
 setup(
     name="tressel",

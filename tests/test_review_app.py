@@ -10,17 +10,17 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before pytest-qt makes the QApplication
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from daemon_support import FAST, real_daemon, tiny_bundle, write_png  # noqa: E402
-from review_support import REVIEW_DIR  # noqa: E402, F401  (puts tressel_review on sys.path)
+import numpy as np
+import pytest
+from daemon_support import FAST, real_daemon, tiny_bundle, write_png
+from review_support import REVIEW_DIR  # noqa: F401  (puts tressel_review on sys.path)
 
 pytest.importorskip("pytestqt", reason="pytest-qt is part of the test extra")
-from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QUrl  # noqa: E402
-from PySide6.QtGui import QDropEvent  # noqa: E402
-from tressel_review.controller import ReviewController  # noqa: E402
-from tressel_review.models import ReviewOptions  # noqa: E402
-from tressel_review.window import MainWindow  # noqa: E402
+from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QUrl
+from PySide6.QtGui import QDropEvent
+from tressel_review.controller import ReviewController
+from tressel_review.models import ReviewOptions
+from tressel_review.window import MainWindow
 
 # What the parameter panel sends for the tiny bundle: few strands, points and steps, no crop.
 TINY = ReviewOptions(strands=str(FAST["max_strands"]), steps=FAST["steps"], crop=False,

@@ -24,9 +24,11 @@ def _review_app():
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from tressel.errors import TresselError
+
     try:
         app = _review_app()
-    except Exception as exc:  # a broken install must not break `tressel --help`
+    except (ImportError, OSError, TresselError) as exc:  # a broken install: --help still works
         p = subparsers.add_parser("review", help="open the review tool (unavailable: "
                                                  f"{exc})")
         p.set_defaults(func=run)

@@ -59,7 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="*", type=Path, metavar="PHOTO_OR_GROOM",
-                        help="photos or folders of photos to queue, .usd/.usdc/.usda grooms to view")
+                        help="photos or folders of photos to queue; .usd/.usdc/.usda grooms "
+                             "to view")
     parser.add_argument("--screenshot", type=Path, metavar="PNG",
                         help="open the first groom (or the groom of the first photo, made on the "
                              "daemon), render the window once to PNG and exit")

@@ -259,7 +259,8 @@ class ReviewController(QObject):
                     from tressel.bundles import load_bundle
 
                     model["sampler"] = load_bundle(model["path"]).sampler
-                except Exception as exc:  # a remote daemon's bundle: no local defaults
+                except (TresselError, OSError, KeyError, ValueError) as exc:
+                    # a remote daemon's bundle: no local defaults
                     log.debug("no sampler defaults for %s: %s", model.get("name"), exc)
             return models
 

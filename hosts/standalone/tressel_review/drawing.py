@@ -23,8 +23,8 @@ LODS = ("full", "preview", "guides")
 SHADINGS = ("direction", "colour")
 PREVIEW_FRACTION = 0.1  # what the USD writer's preview variant keeps (WriteOptions defaults)
 PREVIEW_POINTS = 16
-FALLBACK_GUIDES = 2000
-MIN_HAIR_BRIGHTNESS = 0.22  # display floor for near-black hair (sRGB mean)  # guides drawn from the strands when a layer has none
+FALLBACK_GUIDES = 2000  # guides drawn from the strands when a layer has none
+MIN_HAIR_BRIGHTNESS = 0.22  # display floor for near-black hair (sRGB mean)
 
 # One vertex as the GPU reads it: 20 bytes. The tangent drives both the direction shading and
 # the hair lighting (in the shader), so only the hair colour needs its own attribute.
@@ -47,11 +47,11 @@ class CurveSet:
 
     @property
     def num_curves(self) -> int:
-        return int(len(self.counts))
+        return len(self.counts)
 
     @property
     def num_points(self) -> int:
-        return int(len(self.points))
+        return len(self.points)
 
     @property
     def offsets(self) -> np.ndarray:
@@ -252,7 +252,7 @@ class DrawBuffers:
 
     @property
     def num_curves(self) -> int:
-        return int(len(self.curve_index_ends))
+        return len(self.curve_index_ends)
 
     @property
     def num_segments(self) -> int:
@@ -266,7 +266,7 @@ class DrawBuffers:
         """How many indices to draw for at most `max_segments` segments of whole strands
         (None: all); at least one strand, so a decimated view is never empty."""
         if max_segments is None or max_segments >= self.num_segments or not self.num_curves:
-            return int(len(self.indices))
+            return len(self.indices)
         cut = int(np.searchsorted(self.curve_index_ends, 2 * max_segments, side="right"))
         return int(self.curve_index_ends[max(cut - 1, 0)])
 

@@ -38,6 +38,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from tressel.errors import TresselError
 
 from tressel_review import drawing
 from tressel_review.controller import LoadedGroom, ReviewController
@@ -350,9 +351,9 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.seeds_tab, "Seeds")
         self.tabs.addTab(self.compare_tab, "Compare")
         self.setCentralWidget(self.tabs)
-        for title, widget, area in (("Queue", self.queue_panel, Qt.DockWidgetArea.LeftDockWidgetArea),
-                                    ("Parameters", self.parameters,
-                                     Qt.DockWidgetArea.RightDockWidgetArea)):
+        docks = (("Queue", self.queue_panel, Qt.DockWidgetArea.LeftDockWidgetArea),
+                 ("Parameters", self.parameters, Qt.DockWidgetArea.RightDockWidgetArea))
+        for title, widget, area in docks:
             dock = QDockWidget(title, self)
             dock.setObjectName(f"{title.lower()}Dock")
             dock.setWidget(widget)
@@ -492,7 +493,7 @@ class MainWindow(QMainWindow):
 
         try:
             options = self.parameters.options()
-        except Exception:  # an invalid field is not saved; the rest is
+        except (TresselError, ValueError):  # an invalid field is not saved; the rest is
             options = None
         if options is not None:
             self.settings.setValue(SETTINGS_OPTIONS, json.dumps(options.to_dict()))
@@ -536,7 +537,7 @@ class MainWindow(QMainWindow):
         if photos:
             try:
                 options = self.parameters.options()
-            except Exception as exc:
+            except (TresselError, ValueError) as exc:
                 QMessageBox.warning(self, "Tressel Review", str(exc))
                 return []
             self.save_settings()
@@ -590,7 +591,7 @@ class MainWindow(QMainWindow):
         if key:
             try:
                 self.controller.retry(key)
-            except Exception as exc:
+            except TresselError as exc:
                 self.statusBar().showMessage(str(exc), 10_000)
 
     def seed_variants(self, photo: str | None = None, count: int | None = None
