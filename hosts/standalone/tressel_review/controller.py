@@ -127,6 +127,20 @@ class ReviewController(QObject):
                 self._client = self._connect_fn()
             return self._client
 
+    def connect_if_running(self) -> tressel_client.Client:
+        """The daemon client without starting a daemon: polling the history of a daemon that
+        is not running must not start one (the first job does). Worker threads only."""
+        with self._client_lock:
+            if self._client is not None:
+                return self._client
+        if self._connect_fn is default_connect:
+            try:
+                return tressel_client.connect(autostart=False)
+            except tressel_client.DaemonNotRunning as exc:
+                raise TresselError("no daemon running yet: it starts with the first job") \
+                    from exc
+        return self.connect()
+
     def run_async(self, work: Callable[[], Any], on_done: Callable[[Any], None],
                   on_error: Callable[[str], None] | None = None, name: str = "review") -> None:
         """Run `work()` on a thread; its result or error message comes back on the UI thread."""
@@ -246,14 +260,15 @@ class ReviewController(QObject):
             self._history_busy = False
             self.history_failed.emit(message)
 
-        self.run_async(lambda: self.connect().jobs(limit=100), done, failed, name="history")
+        self.run_async(lambda: self.connect_if_running().jobs(limit=100), done, failed,
+                       name="history")
 
     def list_models(self) -> None:
         """The daemon's bundles with their sampler defaults (read from the bundle manifest when
         the bundle folder is on this machine), for the parameter panel."""
 
         def work() -> list[dict[str, Any]]:
-            models = self.connect().models()
+            models = self.connect_if_running().models()
             for model in models:
                 try:
                     from tressel.bundles import load_bundle

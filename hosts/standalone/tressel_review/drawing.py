@@ -223,20 +223,20 @@ def hair_colours(curves: CurveSet, look: HairLook | None, seed: int = 0) -> np.n
     base = base_hair_colour(look or HairLook())
     # Near-black hair would vanish on the dark background: lift it to a floor of brightness.
     base = base + max(0.0, MIN_HAIR_BRIGHTNESS - float(base.mean()))
-    curve_of = np.repeat(np.arange(curves.num_curves), curves.counts)
-    along = np.arange(curves.num_points) - np.repeat(curves.offsets, curves.counts)
-    t = along / np.maximum(np.repeat(curves.counts, curves.counts) - 1, 1)
-    shade = np.ones(curves.num_points)
+    # float32 and few temporaries: this runs over every point of 100,000-strand grooms.
+    counts = curves.counts
+    along = (np.arange(curves.num_points) - np.repeat(curves.offsets, counts)).astype(np.float32)
+    t = along / np.repeat(np.maximum(counts - 1, 1).astype(np.float32), counts)
+    jitter = np.random.default_rng(seed).uniform(0.8, 1.15, curves.num_curves)
+    shade = np.repeat(jitter.astype(np.float32), counts) * (0.85 + 0.3 * t)  # tips: lighter
     if look is not None and look.root_darkness_strength > 0:
         lo, hi = look.root_darkness_start, max(look.root_darkness_end, look.root_darkness_start
                                                + 1e-3)
         ramp = np.clip((t - lo) / (hi - lo), 0.0, 1.0)
         # Softened on screen: full-strength dark roots would hide where strands start.
         shade *= 1.0 - 0.7 * look.root_darkness_strength * (1.0 - ramp)
-    jitter = np.random.default_rng(seed).uniform(0.8, 1.15, curves.num_curves)
-    shade *= jitter[curve_of] * (0.85 + 0.3 * t)  # tips catch a little more light
-    rgb = base[None, :] * shade[:, None]
-    return np.rint(255 * np.clip(rgb, 0.0, 1.0)).astype(np.uint8)
+    rgb = shade[:, None] * (255 * base).astype(np.float32)[None, :] + 0.5
+    return np.clip(rgb, 0.0, 255.0, out=rgb).astype(np.uint8)
 
 
 @dataclass

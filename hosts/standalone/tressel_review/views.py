@@ -46,7 +46,7 @@ BACKGROUND = (0.114, 0.118, 0.125)  # the dark theme's viewport grey
 SOFTWARE_RENDERERS = ("llvmpipe", "softpipe", "swiftshader", "software", "gdi generic", "swr")
 # Segments a software rasteriser draws per frame while the camera moves (the whole buffer is
 # drawn once it stops); a GPU draws everything all the time.
-SOFTWARE_INTERACTIVE_SEGMENTS = 200_000
+SOFTWARE_INTERACTIVE_SEGMENTS = 50_000
 PAINTER_SEGMENTS = 30_000  # the QPainter fallback draws at most this many
 
 STRAND_VERTEX = """#version 330 core
@@ -393,15 +393,18 @@ class PainterGroomView(QWidget, _Interaction):
         buffers = self.buffers
         count = buffers.index_count(PAINTER_SEGMENTS)
         pairs = buffers.indices[:count].reshape(-1, 2)
-        pixels, front = self.link.camera.project(buffers.positions(), width, height)
-        keep = front[pairs[:, 0]] & front[pairs[:, 1]]
-        pairs = pairs[keep]
+        # Project only the points drawn: a 100,000-strand groom has millions of others.
+        used, local = np.unique(pairs, return_inverse=True)
+        local = local.reshape(-1, 2)
+        pixels, front = self.link.camera.project(buffers.positions()[used], width, height)
+        keep = front[local[:, 0]] & front[local[:, 1]]
+        pairs, local = pairs[keep], local[keep]
         colours = buffers.colours(self.state.shading)[pairs[:, 0]]
         # One pen per coarse colour: thousands of pens would make QPainter crawl.
         codes = (colours[:, 0] >> 4).astype(np.int32) << 8 | (colours[:, 1] >> 4) << 4 \
             | (colours[:, 2] >> 4)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing, False)
-        starts, ends = pixels[pairs[:, 0]], pixels[pairs[:, 1]]
+        starts, ends = pixels[local[:, 0]], pixels[local[:, 1]]
         for code in np.unique(codes):
             chosen = np.nonzero(codes == code)[0]
             r, g, b = ((code >> 8) & 15) * 17, ((code >> 4) & 15) * 17, (code & 15) * 17
