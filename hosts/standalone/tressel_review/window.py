@@ -218,8 +218,14 @@ class QueuePanel(QWidget):
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.verticalHeader().setVisible(False)
         header = self.table.horizontalHeader()
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        header.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
+        modes = (QHeaderView.ResizeMode.Interactive, QHeaderView.ResizeMode.ResizeToContents,
+                 QHeaderView.ResizeMode.Stretch, QHeaderView.ResizeMode.Fixed,
+                 QHeaderView.ResizeMode.ResizeToContents)
+        for column, mode in enumerate(modes):
+            header.setSectionResizeMode(column, mode)
+        header.resizeSection(0, 120)
+        header.resizeSection(3, 80)
+        self.setMinimumWidth(400)
         layout.addWidget(self.table)
         buttons = QHBoxLayout()
         self.open_button = QPushButton("Open…")
