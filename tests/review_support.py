@@ -4,22 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
-import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from system_packages import XVFB_OPENGL, ensure_apt_packages
 from tressel.hosting.install import host_source
 
 REVIEW_DIR = host_source("standalone")
 if str(REVIEW_DIR) not in sys.path:
     sys.path.insert(0, str(REVIEW_DIR))
-
-# What Qt's xcb platform and Mesa's software OpenGL need on a bare Debian/Ubuntu machine.
-APT_PACKAGES = ("xvfb", "xauth", "libxcb-cursor0", "libxcb-icccm4", "libxcb-keysyms1",
-                "libgl1-mesa-dri", "libegl1")
 
 
 def write_layer(path: Path, num_strands: int = 300, seed: int = 0, photo: Path | None = None,
@@ -38,35 +33,9 @@ def write_layer(path: Path, num_strands: int = 300, seed: int = 0, photo: Path |
     return path
 
 
-def _missing_packages() -> list[str]:
-    missing = []
-    for package in APT_PACKAGES:
-        result = subprocess.run(["dpkg-query", "-W", "-f=${Status}", package],
-                                capture_output=True, text=True, check=False)
-        if "install ok installed" not in result.stdout:
-            missing.append(package)
-    return missing
-
-
 def ensure_xvfb() -> str | None:
     """Install Xvfb and the xcb/Mesa libraries when missing; None when ready, else why not."""
-    if not shutil.which("dpkg-query"):
-        return "not a Debian/Ubuntu machine: install Xvfb and Mesa's OpenGL yourself"
-    missing = _missing_packages()
-    if not missing:
-        return None
-    if os.geteuid() != 0:
-        return f"missing {' '.join(missing)} and not root: apt-get install them"
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    lock = ["-o", "DPkg::Lock::Timeout=300"]
-    for command in (["apt-get", *lock, "update", "-q"],
-                    ["apt-get", *lock, "install", "-y", "-q", *missing]):
-        result = subprocess.run(command, capture_output=True, text=True, env=env,
-                                timeout=900, check=False)
-        if result.returncode != 0 and command[len(lock) + 1] == "install":
-            return f"apt-get install {' '.join(missing)} failed: {result.stderr[-500:]}"
-    still = _missing_packages()
-    return f"still missing after apt-get: {' '.join(still)}" if still else None
+    return ensure_apt_packages(XVFB_OPENGL)
 
 
 def free_display() -> int:
