@@ -89,9 +89,16 @@ def test_two_dropped_photos_both_finish_and_the_queue_shows_them_done(qtbot, win
     # The finished groom is shown: selecting it loads the layer into the viewer.
     window.queue_panel.select(keys[1])
     qtbot.waitUntil(lambda: window.current is not None and window.current_key == keys[1],
-                    timeout=60_000)
+                    timeout=120_000)
     assert window.current.scene.strands.num_curves == FAST["max_strands"]
+    assert window.current.scene.scalp_vertices is not None  # ReviewOptions asks for the scalp
     assert window.viewer.photo.has_image() and window.viewer.crop.has_image()
+    # The history poll knows these jobs are ours: no second row for them.
+    with qtbot.waitSignal(window.controller.history_failed, timeout=2000, raising=False):
+        window.controller.refresh_history()
+    qtbot.waitUntil(lambda: not window.controller._history_busy, timeout=30_000)
+    assert [e.origin for e in queue if e.job_id in {queue.get(k).job_id for k in keys}] == \
+        ["local", "local"]
 
 
 def test_cancel_one_job_mid_run(qtbot, window, tmp_path):
@@ -103,7 +110,7 @@ def test_cancel_one_job_mid_run(qtbot, window, tmp_path):
     qtbot.waitUntil(lambda: queue.get(key).phase == "diffusion", timeout=JOB_TIMEOUT_MS)
     window.queue_panel.select(key)
     window.cancel_selected()
-    wait_states(qtbot, window, [key], states=("cancelled",), timeout=60_000)
+    wait_states(qtbot, window, [key], states=("cancelled",), timeout=120_000)
     assert window.queue_panel.status_of(key) == "cancelled"
     job = window.controller.connect().job(queue.get(key).job_id)
     assert job.state == "cancelled"
@@ -120,7 +127,7 @@ def test_a_corrupt_photo_shows_the_daemons_message(qtbot, window, tmp_path):
     bad.write_bytes(b"\x89PNG\r\n\x1a\n this is not a picture")
     entries = window.open_paths([bad])
     key = entries[0].key
-    wait_states(qtbot, window, [key], states=("failed",), timeout=60_000)
+    wait_states(qtbot, window, [key], states=("failed",), timeout=120_000)
     message = window.controller.queue.get(key).message
     assert "broken.png" in message  # the daemon names the user's file ...
     status = window.queue_panel.status_of(key)
@@ -139,7 +146,7 @@ def test_seed_grid_with_three_seeds_yields_three_distinct_grooms(qtbot, window, 
     wait_states(qtbot, window, keys)
     tiles = window.seed_tiles
     qtbot.waitUntil(lambda: all(tiles[k].viewport._buffers is not None for k in keys),
-                    timeout=60_000)
+                    timeout=120_000)
     positions = [read_groom(window.controller.queue.get(k).layer).positions for k in keys]
     for i in range(3):
         for j in range(i + 1, 3):
@@ -149,13 +156,13 @@ def test_seed_grid_with_three_seeds_yields_three_distinct_grooms(qtbot, window, 
     window.pick(keys[2])
     assert window.picked_key == keys[2] and window.parameters.seed.value() == 2
     qtbot.waitUntil(lambda: window.current_key == keys[2] and window.current is not None
-                    and window.current.entry_key == keys[2], timeout=60_000)
+                    and window.current.entry_key == keys[2], timeout=120_000)
     # Compare two of them side by side: one camera drives both views.
     window.compare(keys[0], 0)
     window.compare(keys[1], 1)
     left, right = window.compare_views
     qtbot.waitUntil(lambda: left._buffers is not None and right._buffers is not None,
-                    timeout=60_000)
+                    timeout=120_000)
     assert left.link is right.link
     before = right.link.camera.revision
     left.link.camera.orbit(30, 5)
@@ -171,7 +178,7 @@ def test_export_writes_a_valid_layer(qtbot, window, tmp_path):
     wait_states(qtbot, window, [key])
     window.queue_panel.select(key)
     folder = tmp_path / "delivery"
-    with qtbot.waitSignal(window.controller.exported, timeout=60_000) as blocker:
+    with qtbot.waitSignal(window.controller.exported, timeout=120_000) as blocker:
         window.export_current(str(folder))
     report = blocker.args[0]
     names = sorted(p.name for p in report.written)
@@ -198,7 +205,7 @@ def test_history_shows_jobs_submitted_elsewhere(qtbot, window, daemon, tmp_path)
     assert window.queue_panel.table.item(row, 4).text() == "daemon"
     window.queue_panel.select(entry.key)  # fetched from the daemon and shown
     qtbot.waitUntil(lambda: window.current is not None and window.current_key == entry.key,
-                    timeout=60_000)
+                    timeout=120_000)
     assert window.current.scene.strands.num_curves == FAST["max_strands"]
 
 

@@ -239,3 +239,18 @@ def test_export_writes_layer_material_and_crop_without_overwriting(tmp_path):
     other = write_image(tmp_path / "other.png", np.zeros((40, 48, 3), np.uint8))
     third = export_groom(layer, out, other)
     assert any("not the photo" in s for s in third.skipped)
+
+
+def test_review_command_help_and_a_light_cli():
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "tressel.cli", "review", "--help"],
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0 and "--screenshot PNG" in result.stdout
+    assert "Ctrl+G seed variants" in result.stdout  # the keys are taught in --help
+    probe = ("import sys; from tressel.cli import build_parser; build_parser(); "
+             "print(sorted(m for m in ('torch', 'numpy', 'pxr', 'PySide6') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            timeout=120, check=False)
+    assert result.stdout.strip() == "[]", result.stderr

@@ -249,6 +249,11 @@ class ReviewController(QObject):
 
         def done(jobs: list[tressel_client.JobInfo]) -> None:
             self._history_busy = False
+            # A job of ours may be in the list before its first progress event told the queue
+            # its id: record the ids HostJob already has, so it is not listed twice.
+            for key, job in self.jobs.items():
+                if job.job_id and self.queue.get(key).job_id is None:
+                    self.queue.submitted(key, job.job_id)
             known = {e.key for e in self.queue}
             for entry in self.queue.merge_history(jobs):
                 if entry.key in known:
