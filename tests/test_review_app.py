@@ -230,3 +230,48 @@ def test_parameters_persist_in_qsettings(qtbot, daemon, tmp_path):
         second.controller.list_models()
     assert second.parameters.bundle.count() >= 2
     assert "bundle defaults" in second.parameters.defaults_note.text()
+
+
+def test_view_responds_to_mouse_and_keyboard(qtbot, window, tmp_path):
+    from PySide6.QtCore import QPoint
+    from PySide6.QtTest import QTest
+    from review_support import write_layer
+
+    layer = write_layer(tmp_path / "look.usdc", num_strands=300)
+    with qtbot.waitSignal(window.controller.groom_loaded, timeout=120_000):
+        window.open_paths([str(layer)])
+    qtbot.waitUntil(lambda: window.current is not None, timeout=30_000)
+    view = window.viewer.viewport.view
+    camera = window.viewer.viewport.link.camera
+    yaw, distance, target = camera.yaw, camera.distance, camera.target.copy()
+    centre = view.rect().center()
+    QTest.mousePress(view, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, centre)
+    QTest.mouseMove(view, centre + QPoint(40, 0))
+    QTest.mouseRelease(view, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+                       centre + QPoint(40, 0))
+    assert camera.yaw != yaw  # orbit
+    QTest.mousePress(view, Qt.MouseButton.MiddleButton, Qt.KeyboardModifier.NoModifier, centre)
+    QTest.mouseMove(view, centre + QPoint(0, 30))
+    QTest.mouseRelease(view, Qt.MouseButton.MiddleButton, Qt.KeyboardModifier.NoModifier,
+                       centre + QPoint(0, 30))
+    assert not np.allclose(camera.target, target)  # pan
+    QTest.mousePress(view, Qt.MouseButton.RightButton, Qt.KeyboardModifier.NoModifier, centre)
+    QTest.mouseMove(view, centre + QPoint(30, -30))
+    QTest.mouseRelease(view, Qt.MouseButton.RightButton, Qt.KeyboardModifier.NoModifier,
+                       centre + QPoint(30, -30))
+    assert camera.distance < distance  # zoom in
+    window.activateWindow()
+    window.frame_action.trigger()  # F: back to the whole groom
+    assert camera.distance == pytest.approx(distance)
+    for key, lod in ((Qt.Key.Key_2, "preview"), (Qt.Key.Key_3, "guides"),
+                     (Qt.Key.Key_1, "full")):
+        QTest.keyClick(window, key)
+        assert window.view_state.lod == lod
+        assert view.buffers is window.current.buffers[lod]
+    shading = window.view_state.shading
+    QTest.keyClick(window, Qt.Key.Key_S)
+    assert window.view_state.shading != shading
+    QTest.keyClick(window, Qt.Key.Key_H)
+    assert window.view_state.show_head is False
+    assert window.current.buffers["preview"].num_curves == 30
+    assert window.current.buffers["guides"].num_curves == 20
