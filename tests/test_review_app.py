@@ -275,3 +275,9 @@ def test_view_responds_to_mouse_and_keyboard(qtbot, window, tmp_path):
     assert window.view_state.show_head is False
     assert window.current.buffers["preview"].num_curves == 30
     assert window.current.buffers["guides"].num_curves == 20
+    # Export works for a groom opened from a file too (no photo: no crop, and it says so).
+    with qtbot.waitSignal(window.controller.exported, timeout=60_000) as blocker:
+        window.export_current(str(tmp_path / "out"))
+    report = blocker.args[0]
+    assert sorted(p.name for p in report.written) == ["look.usdc", "look_material.json"]
+    assert report.skipped and "photo" in report.skipped[0]

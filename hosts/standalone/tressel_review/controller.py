@@ -331,6 +331,11 @@ class ReviewController(QObject):
                        lambda message: self.message.emit(f"export failed: {message}"),
                        name="export")
 
+    def export_file(self, layer: Path, folder: Path, photo: str | None = None) -> None:
+        self.run_async(lambda: export_groom(layer, folder, photo), self.exported.emit,
+                       lambda message: self.message.emit(f"export failed: {message}"),
+                       name="export")
+
     def shutdown(self, timeout: float = 5.0) -> None:
         """Cancel running jobs (the daemon keeps nothing half-done) and stop polling."""
         self.history_timer.stop()

@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass
 
 import numpy as np
+import shiboken6
 from PySide6.QtCore import QLineF, QObject, QPointF, Qt, Signal
 from PySide6.QtGui import (
     QColor,
@@ -242,6 +243,18 @@ class GLGroomView(QOpenGLWidget, _Interaction):
             buffer.setUsagePattern(QOpenGLBuffer.UsagePattern.StaticDraw)
         self._ready = True
         self._pending_upload = True
+        context.aboutToBeDestroyed.connect(self._release_gl)
+
+    def _release_gl(self) -> None:
+        # GL objects must be freed while their context is current, not whenever Python
+        # collects the wrappers.
+        self.makeCurrent()
+        for buffer in (self.vbo, self.ibo, self.head_vbo, self.head_ibo):
+            buffer.destroy()
+        self.strand_vao.destroy()
+        self.head_vao.destroy()
+        self._ready = False
+        self.doneCurrent()
 
     def _program(self, vertex: str, fragment: str) -> QOpenGLShaderProgram:
         program = QOpenGLShaderProgram(self)
@@ -307,9 +320,7 @@ class GLGroomView(QOpenGLWidget, _Interaction):
         eye = camera.eye() - np.asarray(camera.target)
         light = eye / max(float(np.linalg.norm(eye)), 1e-9)
         light_vector = QVector3D(*(float(v) for v in light))
-        import shiboken6
-
-        offset0 = shiboken6.VoidPtr(0)
+        offset0 = shiboken6.VoidPtr(0)  # offset 0 into the bound index buffer
         if self.state.show_head and self.head_count:
             self.head_program.bind()
             self.head_program.setUniformValue("view_projection", matrix)

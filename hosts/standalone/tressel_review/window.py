@@ -745,8 +745,9 @@ class MainWindow(QMainWindow):
     # -- export ------------------------------------------------------------------------------
 
     def export_current(self, folder: str | None = None) -> None:
-        key = self.picked_key or self.current_key or self.queue_panel.selected_key()
-        if key is None:
+        key = self.current_key or self.queue_panel.selected_key()
+        layer = self.current.scene.path if self.current is not None else None
+        if key is None and layer is None:
             self.statusBar().showMessage("select a finished groom to export", 10_000)
             return
         if not folder:
@@ -755,7 +756,10 @@ class MainWindow(QMainWindow):
             if not folder:
                 return
         self.settings.setValue("export/folder", folder)
-        self.controller.export(key, Path(folder))
+        if key is not None:
+            self.controller.export(key, Path(folder))
+        else:  # a groom opened from a file: no photo to cut the crop from
+            self.controller.export_file(layer, Path(folder))
 
     def _exported(self, report) -> None:
         text = "exported " + ", ".join(p.name for p in report.written)
