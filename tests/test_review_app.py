@@ -48,7 +48,7 @@ def window(qtbot, daemon, tmp_path):
     qtbot.addWidget(win)
     win.show()
     yield win
-    controller.shutdown()
+    controller.shutdown(cancel_jobs=True)
 
 
 def drop(win: MainWindow, paths) -> None:

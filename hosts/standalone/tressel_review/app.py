@@ -200,7 +200,7 @@ def run(args: argparse.Namespace) -> int:
     QTimer.singleShot(int(args.timeout * 1000), lambda: fail(
         f"no groom to show within {args.timeout:.0f} s (use --timeout)"))
     app.exec()
-    controller.shutdown()
+    controller.shutdown(cancel_jobs=True)  # a failed screenshot leaves no work behind
     return outcome["code"]
 
 

@@ -336,9 +336,12 @@ class ReviewController(QObject):
                        lambda message: self.message.emit(f"export failed: {message}"),
                        name="export")
 
-    def shutdown(self, timeout: float = 5.0) -> None:
-        """Cancel running jobs (the daemon keeps nothing half-done) and stop polling."""
+    def shutdown(self, cancel_jobs: bool = False, timeout: float = 5.0) -> None:
+        """Stop polling. Jobs keep running in the daemon (they show up in the history next
+        time) unless `cancel_jobs`, which cancels them and waits for their workers."""
         self.history_timer.stop()
+        if not cancel_jobs:
+            return
         for job in self.jobs.values():
             if not job.done:
                 job.cancel()
