@@ -137,3 +137,34 @@ def test_screenshot_command_renders_the_window_once(display, layer, tmp_path):
     brownish = (frame[..., 0].astype(int) - frame[..., 2] > 25) & (frame.sum(axis=2) > 120)
     assert brownish.sum() > 500  # the groom is in the picture, not only the panels
     assert REVIEW_DIR.is_dir()
+
+
+def test_screenshot_of_a_photo_makes_its_groom_on_the_daemon(display, tmp_path):
+    """`tressel review PHOTO --screenshot`: the groom is made by a real daemon (tiny random
+    bundle), fetched, and drawn beside the photo and its face crop."""
+    from daemon_support import REPO, real_daemon, tiny_bundle
+
+    daemon = real_daemon(tmp_path / "state", tiny_bundle(tmp_path))
+    daemon.start()
+    try:
+        shot = tmp_path / "astronaut.png"
+        result = subprocess.run(
+            [sys.executable, "-m", "tressel.cli", "review", str(REPO / "examples" /
+                                                              "astronaut.png"),
+             "--screenshot", str(shot), "--size", "1100x640", "--timeout", "240",
+             "--daemon-dir", str(daemon.state_dir), "--output-dir", str(tmp_path / "grooms")],
+            env=child_env(DISPLAY=display, QT_QPA_PLATFORM="xcb",
+                          XDG_CONFIG_HOME=str(tmp_path / "config")),
+            capture_output=True, text=True, timeout=400, check=False)
+    finally:
+        daemon.stop()
+    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+    assert "astronaut_s0.usdc" in result.stdout
+    assert list((tmp_path / "grooms").glob("astronaut_s0.usdc"))
+    frame = pixels(shot)
+    assert frame.shape == (640, 1100, 3)
+    # The photo panels show the astronaut's orange suit: strongly orange pixels on the left.
+    left = frame[:, :frame.shape[1] // 2].astype(int)
+    orange = (left[..., 0] > 180) & (left[..., 1] > 60) & (left[..., 1] < 160) & \
+        (left[..., 2] < 90)
+    assert orange.sum() > 300
