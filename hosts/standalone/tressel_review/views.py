@@ -48,6 +48,9 @@ SOFTWARE_RENDERERS = ("llvmpipe", "softpipe", "swiftshader", "software", "gdi ge
 # Segments a software rasteriser draws per frame while the camera moves (the whole buffer is
 # drawn once it stops); a GPU draws everything all the time.
 SOFTWARE_INTERACTIVE_SEGMENTS = 50_000
+# ...and at rest: a full 100,000-strand groom takes seconds per frame on llvmpipe, which would
+# freeze the window on every repaint, so a software view rests on a large even subset too.
+SOFTWARE_STILL_SEGMENTS = 400_000
 PAINTER_SEGMENTS = 30_000  # the QPainter fallback draws at most this many
 
 STRAND_VERTEX = """#version 330 core
@@ -217,6 +220,12 @@ class GLGroomView(QOpenGLWidget, _Interaction):
         self._interacting = interacting
         self.update()
 
+    def segment_budget(self) -> int | None:
+        """Segments drawn per frame: all on a GPU; an even subset on a software rasteriser."""
+        if not self.software:
+            return None
+        return SOFTWARE_INTERACTIVE_SEGMENTS if self._interacting else SOFTWARE_STILL_SEGMENTS
+
     # -- GL ---------------------------------------------------------------------------------
 
     def initializeGL(self) -> None:
@@ -330,8 +339,7 @@ class GLGroomView(QOpenGLWidget, _Interaction):
             self.head_vao.release()
         self.index_count_drawn = 0
         if self.buffers is not None and self.strand_count:
-            count = self.buffers.index_count(
-                SOFTWARE_INTERACTIVE_SEGMENTS if (self.software and self._interacting) else None)
+            count = self.buffers.index_count(self.segment_budget())
             self.strand_program.bind()
             self.strand_program.setUniformValue("view_projection", matrix)
             self.strand_program.setUniformValue("light", light_vector)

@@ -677,8 +677,16 @@ class MainWindow(QMainWindow):
         self.viewer.crop.set_image(numpy_to_pixmap(loaded.crop), loaded.crop_note)
         name = loaded.scene.path.name if loaded.scene.path else ""
         self.groom_info.setText(f"  {name}: {loaded.scene.describe()}")
+        view = self.viewer.viewport.view
+        note = ""
+        budget = view.segment_budget() if hasattr(view, "segment_budget") else None
+        buffers = loaded.buffers.get(self.view_state.lod)
+        if budget is not None and buffers is not None and buffers.num_segments > budget:
+            shown = buffers.index_count(budget) // 2
+            note = (f" (software OpenGL: an even {100 * shown / buffers.num_segments:.0f}% of "
+                    "the strands; a GPU draws them all)")
         self.statusBar().showMessage(f"{name}: {loaded.scene.describe()} — drawn with "
-                                     f"{self.viewer.viewport.view.renderer or 'OpenGL'}")
+                                     f"{view.renderer or 'OpenGL'}{note}")
 
     def _view_changed(self, *args) -> None:
         self.view_state = ViewState(lod=self.lod_box.currentText(),
