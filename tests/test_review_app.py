@@ -281,3 +281,17 @@ def test_view_responds_to_mouse_and_keyboard(qtbot, window, tmp_path):
     report = blocker.args[0]
     assert sorted(p.name for p in report.written) == ["look.usdc", "look_material.json"]
     assert report.skipped and "photo" in report.skipped[0]
+
+
+def test_a_slower_earlier_load_does_not_replace_the_groom_asked_for_last(window, tmp_path):
+    from review_support import write_layer
+    from tressel_review.controller import load_groom
+
+    first = load_groom(write_layer(tmp_path / "a.usdc", num_strands=50), None, "local-a")
+    last = load_groom(write_layer(tmp_path / "b.usdc", num_strands=60, seed=1), None, "local-b")
+    window.current_key = "local-b"  # the user selected b after a, before anything showed
+    window.controller.groom_loaded.emit(first)  # a's load finishes first: not wanted any more
+    assert window.current is None
+    window.controller.groom_loaded.emit(last)
+    assert window.current is last and window.current_key == "local-b"
+    assert window.current.scene.strands.num_curves == 60

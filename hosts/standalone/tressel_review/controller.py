@@ -100,6 +100,7 @@ class ReviewController(QObject):
     message = Signal(str)  # status-bar text
     models_listed = Signal(object)  # list of model dicts, each with "sampler" when readable
     history_failed = Signal(str)
+    history_ok = Signal()
 
     def __init__(self, connect: ConnectFn | None = None, output_dir: Path | None = None,
                  history: bool = True) -> None:
@@ -249,6 +250,7 @@ class ReviewController(QObject):
 
         def done(jobs: list[tressel_client.JobInfo]) -> None:
             self._history_busy = False
+            self.history_ok.emit()
             # A job of ours may be in the list before its first progress event told the queue
             # its id: record the ids HostJob already has, so it is not listed twice.
             for key, job in self.jobs.items():

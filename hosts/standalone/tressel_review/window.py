@@ -344,6 +344,7 @@ class MainWindow(QMainWindow):
         self.picked_key: str | None = None
         self.seed_group: str | None = None
         self.seed_tiles: dict[str, GroomTile] = {}
+        self._history_error = ""
 
         self.queue_panel = QueuePanel()
         self.parameters = ParameterPanel()
@@ -461,8 +462,8 @@ class MainWindow(QMainWindow):
         c.exported.connect(self._exported)
         c.message.connect(lambda text: self.statusBar().showMessage(text, 10_000))
         c.models_listed.connect(self.parameters.set_models)
-        c.history_failed.connect(lambda msg: self.statusBar().showMessage(
-            f"daemon: {msg}", 10_000))
+        c.history_failed.connect(self._history_failed)
+        c.history_ok.connect(lambda: setattr(self, "_history_error", ""))
         q = self.queue_panel
         q.open_button.clicked.connect(self.open_files)
         q.cancel_button.clicked.connect(self.cancel_selected)
@@ -472,6 +473,12 @@ class MainWindow(QMainWindow):
         self.lod_box.currentTextChanged.connect(self._view_changed)
         self.shading_box.currentIndexChanged.connect(self._view_changed)
         self.head_box.toggled.connect(self._view_changed)
+
+    def _history_failed(self, message: str) -> None:
+        # Polled every few seconds: say it once, not over every other message.
+        if message != self._history_error:
+            self._history_error = message
+            self.statusBar().showMessage(f"daemon: {message}", 10_000)
 
     # -- settings ----------------------------------------------------------------------------
 
@@ -665,7 +672,8 @@ class MainWindow(QMainWindow):
         for side, view in enumerate(self.compare_views):
             if getattr(view, "entry_key", None) == key and key is not None:
                 view.set_groom(loaded.buffers.get("full"), loaded.head, frame=side == 0)
-        if key is None or key == self.current_key or self.current is None:
+        # Only the groom asked for last: an earlier, slower load must not replace it.
+        if key is None or key == self.current_key:
             self.show_groom(loaded)
 
     def show_groom(self, loaded: LoadedGroom) -> None:
