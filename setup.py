@@ -37,11 +37,9 @@ EXTRAS = {
 # The tests exercise every part, so they need every extra.
 # matplotlib and mahotas ship real portraits (Grace Hopper; Luis Pedro, Lena) for the face tests.
 EXTRAS["test"] = [
-    "pytest", "pytest-timeout", "scikit-image", "ruff", "httpx", "hypothesis", "matplotlib",
-    "mahotas",
-] + sorted(
-    {dep for deps in EXTRAS.values() for dep in deps}
-)
+    "pytest", "pytest-timeout", "pytest-qt", "scikit-image", "ruff", "httpx", "hypothesis",
+    "matplotlib", "mahotas",
+] + sorted({dep for deps in EXTRAS.values() for dep in deps})
 
 setup(
     name="tressel",
@@ -70,5 +68,6 @@ setup(
     ],
     extras_require=EXTRAS,
     cmdclass={"build_py": BuildPyWithHosts},
-    entry_points={"console_scripts": ["tressel = tressel.cli:main"]},
+    entry_points={"console_scripts": ["tressel = tressel.cli:main",
+                                    "tressel-review = tressel.commands.review:main"]},
 )

@@ -25,6 +25,7 @@ COMMAND_MODULES = [
     "daemon",
     "submit",
     "hosts",
+    "review",
     "synth",
     "train",
     "eval",
