@@ -77,7 +77,7 @@ def export_groom(layer: str | os.PathLike[str], folder: str | os.PathLike[str],
     Each file is written through a temp file and a rename, under a name that overwrites
     nothing. The crop needs the source photo; when it is missing the report says so.
     """
-    from tressel.commands.generate import _write_png, _write_text, material_json, sidecar
+    from tressel.outputs import material_json, sidecar, write_png, write_text
     from tressel.usd import read_groom
 
     layer = Path(layer)
@@ -93,7 +93,7 @@ def export_groom(layer: str | os.PathLike[str], folder: str | os.PathLike[str],
     report.written.append(dest)
 
     material_path = sidecar(dest, "material", ".json")
-    _write_text(material_path, json.dumps(material_json(hair), indent=1) + "\n")
+    write_text(material_path, json.dumps(material_json(hair), indent=1) + "\n")
     report.written.append(material_path)
 
     if photo and Path(photo).is_file():
@@ -103,7 +103,7 @@ def export_groom(layer: str | os.PathLike[str], folder: str | os.PathLike[str],
             report.skipped.append(f"crop: {exc}")
         else:
             crop_path = sidecar(dest, "crop", ".png")
-            _write_png(np.ascontiguousarray(crop), crop_path)
+            write_png(np.ascontiguousarray(crop), crop_path)
             report.written.append(crop_path)
     else:
         report.skipped.append("crop: the source photo is not available here (a job from "
