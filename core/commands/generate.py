@@ -84,6 +84,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="diffusion precision (auto: bfloat16 autocast on CUDA, float32 on CPU)")
     p.add_argument("--no-crop", action="store_true",
                    help="use the whole image as the face crop (no face detection)")
+    hair = p.add_argument_group("collision")
+    hair.add_argument("--no-collide", action="store_true",
+                      help="keep strands as the model made them, even where they pass through "
+                           "the scalp (default: push them out, keeping their lengths)")
+    hair.add_argument("--collision-margin", type=float, default=0.5, metavar="MM",
+                      help="distance kept between strands and the scalp, millimetres "
+                           "(default 0.5)")
     usd = p.add_argument_group("USD layer")
     usd.add_argument("--points", type=int, default=None,
                      help="points written per strand (default 64, resampled by arc length)")
@@ -132,6 +139,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed, steps=args.steps, guidance=args.guidance,
         guidance_interval=args.guidance_interval, density_scale=density_scale,
         max_strands=max_strands, device=args.device, dtype=args.dtype, crop=not args.no_crop,
+        collide=not args.no_collide, collision_margin=args.collision_margin * 1e-3,
     )
     bundle = default_bundle(args.model)
     grooms = output_paths(args.images, args.output)
@@ -182,6 +190,21 @@ def generate_one(image: Path, groom: Path, bundle: Any, params: Any,
     hair = result.hair
     print(f"{image}: {hair.num_strands} strands x {hair.points_per_strand} points -> "
           + ", ".join(str(p) for p in written))
+    line = collision_line(hair.provenance.operations)
+    if line:
+        print(f"{image}: {line}")
+
+
+def collision_line(operations: dict[str, Any]) -> str:
+    """Penetration before and after collision handling, from a groom's provenance."""
+    if "collision:pointsInsideBefore" not in operations:
+        return ""
+    return (f"collision: {operations['collision:pointsInsideBefore']} strand points in "
+            f"{operations['collision:strandsInsideBefore']} strands were inside the head "
+            f"(deepest {operations['collision:maxDepthBefore'] * 1e3:.2f} mm), "
+            f"{operations['collision:pointsInsideAfter']} after; "
+            f"{operations['collision:strandsMoved']} strands moved, lengths within "
+            f"{operations['collision:maxLengthChange'] * 100:.3g}%")
 
 
 def material_json(hair: Any) -> dict[str, Any]:
@@ -203,6 +226,7 @@ def material_json(hair: Any) -> dict[str, Any]:
             "guidance_interval": list(hair.provenance.guidance_interval),
             "crop_box": list(hair.provenance.crop_box) if hair.provenance.crop_box else None,
             "tressel_version": hair.provenance.tressel_version,
+            "operations": dict(hair.provenance.operations),
         },
     }
 

@@ -197,6 +197,15 @@ def _author_provenance(groom: Usd.Prim, result: HairResult, report_fields: dict)
     for name, value in values.items():
         type_name = Sdf.ValueTypeNames.Find(types[name])
         groom.CreateAttribute(name, type_name, custom=False).Set(value)
+    # Steps after the model (collision, fit, guides) are not in the schema: custom attributes.
+    for key, value in sorted(prov.operations.items()):
+        if isinstance(value, bool | int | np.integer):
+            type_name, value = Sdf.ValueTypeNames.Int64, int(value)
+        elif isinstance(value, float | np.floating):
+            type_name, value = Sdf.ValueTypeNames.Double, float(value)
+        else:
+            type_name, value = Sdf.ValueTypeNames.String, str(value)
+        groom.CreateAttribute(f"tressel:{key}", type_name, custom=True).Set(value)
 
 
 def _extents_hint(default: Gf.Range3f, guide: Gf.Range3f) -> Vt.Vec3fArray:
