@@ -26,6 +26,7 @@ COMMAND_MODULES = [
     "train",
     "eval",
     "usd_info",
+    "fit",
 ]
 
 
