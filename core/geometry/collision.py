@@ -60,10 +60,11 @@ class HeadSDF:
         return sign * hit.distance, hit.points, normal
 
     def distance(self, points: np.ndarray) -> np.ndarray:
-        """Signed distance [...] from the grid, and from the mesh within two voxels of it."""
+        """Signed distance [...] from the grid, and from the mesh within a voxel of it (the
+        grid's interpolation error stays well under a voxel)."""
         d = np.asarray(self.sample(points), dtype=np.float64)
         if self.mesh is not None:
-            near = np.abs(d) < 2 * self.voxel
+            near = np.abs(d) < self.voxel
             if near.any():
                 d[near] = self.exact(np.asarray(points, np.float64)[near])[0]
         return d
@@ -259,7 +260,8 @@ def _band_distance(mesh: TriMesh, origin: np.ndarray, voxel: float, size: np.nda
 class CollisionReport:
     """Penetration before and after, as the head's signed distance field sees it."""
 
-    points_inside_before: int  # strand points (roots excluded) with negative distance
+    points_inside_before: int  # strand points (roots excluded) inside, as the grid sees them
+    # (to within a voxel of the surface); after: settled on the mesh itself near the surface
     points_inside_after: int
     strands_inside_before: int
     strands_inside_after: int
@@ -291,14 +293,16 @@ class CollisionReport:
                 f"{self.max_length_change * 100:.3g}%")
 
 
-def penetration(positions: np.ndarray, sdf: HeadSDF, chunk: int = 8192
+def penetration(positions: np.ndarray, sdf: HeadSDF, exact: bool = True, chunk: int = 8192
                 ) -> tuple[np.ndarray, np.ndarray]:
-    """(points inside per strand [N], deepest point per strand [N], metres), roots excluded."""
+    """(points inside per strand [N], deepest point per strand [N], metres), roots excluded;
+    `exact` settles points within a voxel of the surface on the mesh itself."""
     n = len(positions)
     inside = np.zeros(n, np.int64)
     depth = np.zeros(n)
     for start in range(0, n, chunk):
-        d = sdf.distance(positions[start:start + chunk, 1:])
+        body = positions[start:start + chunk, 1:]
+        d = sdf.distance(body) if exact else sdf.sample(body)
         inside[start:start + chunk] = (d < 0).sum(axis=1)
         depth[start:start + chunk] = np.maximum(-d.min(axis=1), 0.0)
     return inside, depth
@@ -316,10 +320,13 @@ def resolve_collisions(positions: np.ndarray, sdf: HeadSDF, margin: float = DEFA
     start = time.perf_counter()
     positions = np.asarray(positions, dtype=np.float32)
     n, count, _ = positions.shape
-    inside_before, depth_before = penetration(positions, sdf)
+    # Before: the grid's count (to a voxel near the surface); after: exact near the surface.
+    inside_before, depth_before = penetration(positions, sdf, exact=False)
     near = np.zeros(n, dtype=bool)
+    # A voxel of slack: the grid's interpolation error stays below it.
+    slack = margin + (sdf.voxel if sdf.mesh is not None else 0.0)
     for lo in range(0, n, 8192):
-        near[lo:lo + 8192] = (sdf.distance(positions[lo:lo + 8192, 1:]) < margin).any(axis=1)
+        near[lo:lo + 8192] = (sdf.sample(positions[lo:lo + 8192, 1:]) < slack).any(axis=1)
     touched = np.flatnonzero(near)
     out = positions.copy()
     max_shift = 0.0
@@ -375,21 +382,23 @@ def _exact_clearance(strands: np.ndarray, sdf: HeadSDF, margin: float) -> None:
     """Put points the grid left within half the margin (by the mesh's exact distance) at the
     margin along the surface normal, in place; roots excluded."""
     body = strands[:, 1:]
-    near = sdf.sample(body) < margin + 2 * sdf.voxel
+    near = sdf.sample(body) < margin + sdf.voxel
     if not near.any():
         return
     points = body[near]
+    check = np.arange(len(points))
     for _ in range(3):  # a point moved off one face can land near another
-        distance, closest, normal = sdf.exact(points)
+        distance, closest, normal = sdf.exact(points[check])
         low = distance < 0.5 * margin
         if not low.any():
             break
         # Outwards is from the closest point away from an outside point, towards it from an
         # inside one; the normal only where the point sits on the surface.
-        offset = (points[low] - closest[low]) * np.sign(distance[low])[:, None]
+        offset = (points[check[low]] - closest[low]) * np.sign(distance[low])[:, None]
         length = np.linalg.norm(offset, axis=1, keepdims=True)
         outward = np.where(length > 1e-9, offset / np.maximum(length, 1e-300), normal[low])
-        points[low] = closest[low] + outward * margin
+        points[check[low]] = closest[low] + outward * margin
+        check = check[low]
     body[near] = points
 
 

@@ -228,7 +228,7 @@ class MeshQuery:
     than the sample spacing, which the area-proportional sampling prevents.
     """
 
-    def __init__(self, mesh: TriMesh, samples_per_face: int = 4, candidates: int = 12):
+    def __init__(self, mesh: TriMesh, samples_per_face: int = 4, candidates: int = 8):
         from scipy.spatial import cKDTree
 
         self.mesh = mesh
