@@ -52,7 +52,7 @@ class Provenance:
     crop_box: tuple[int, int, int, int] | None = None  # x0, y0, x1, y1 in source pixels
     tressel_version: str = ""
     # What was done to the groom after the model, as "step:name" -> value (collision, fit,
-    # guides); written as `tressel:step:name` attributes on the groom prim.
+    # guides); written as the groom prim's customData dictionary `tresselOperations`.
     operations: dict[str, float | int | str] = field(default_factory=dict)
 
 

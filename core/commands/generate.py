@@ -100,6 +100,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      help="stage units (default m; the model works in metres)")
     usd.add_argument("--guides", type=int, default=None,
                      help="guide curves for DCC import (default 2000, 0 for none)")
+    usd.add_argument("--guide-method", choices=["clusters", "spread"], default=None,
+                     help="clusters: one guide per clump of like-shaped strands (default); "
+                          "spread: evenly over the scalp")
     p.add_argument("--npz", action="store_true",
                    help="also write OUT.npz with positions, root_uv and material")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
@@ -173,7 +176,8 @@ def generate_one(image: Path, groom: Path, bundle: Any, params: Any,
     groom.parent.mkdir(parents=True, exist_ok=True)
     options = {name: getattr(args, option) for name, option in
                (("points_per_strand", "points"), ("basis", "basis"), ("units", "units"),
-                ("guides", "guides")) if getattr(args, option, None) is not None}
+                ("guides", "guides"), ("guide_method", "guide_method"))
+               if getattr(args, option, None) is not None}
     write_groom_file(result.hair, groom, **options)
     written = [groom]
     if result.crop_image is not None:

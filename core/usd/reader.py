@@ -22,9 +22,6 @@ from tressel.usd.schema import register_schemas
 
 log = logging.getLogger(__name__)
 
-# Custom attributes that record steps after the model (Provenance.operations).
-OPERATION_PREFIXES = ("tressel:collision:", "tressel:fit:", "tressel:guides:")
-
 
 def open_groom_stage(path: str | os.PathLike, lod: str | None = "full") -> Usd.Stage:
     """Open a groom layer with every payload loaded and, if it has lod variants, `lod` chosen
@@ -169,10 +166,7 @@ def read_provenance(groom: Usd.Prim) -> Provenance:
         guidance_interval=(float(interval[0]), float(interval[1])),
         crop_box=tuple(int(v) for v in crop) if len(crop) == 4 else None,
         tressel_version=_get(groom, "tressel:version", ""),
-        operations={attr.GetName().removeprefix("tressel:"): attr.Get()
-                    for attr in groom.GetAttributes()
-                    if attr.IsCustom() and attr.GetName().startswith(OPERATION_PREFIXES)
-                    and attr.Get() is not None},
+        operations=dict(groom.GetCustomDataByKey("tresselOperations") or {}),
     )
 
 
