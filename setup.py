@@ -9,6 +9,7 @@ EXTRAS = {
     "daemon": ["fastapi", "uvicorn", "python-multipart"],
     "gui": ["PySide6-Essentials"],
     "farm": ["openjd-cli"],
+    "alembic": ["alembic3d"],  # .abc grooms (tressel.export): PyAlembic with Imath, as wheels
 }
 # The tests exercise every part, so they need every extra.
 EXTRAS["test"] = ["pytest", "pytest-timeout", "scikit-image", "ruff", "httpx"] + sorted(

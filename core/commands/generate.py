@@ -103,6 +103,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     usd.add_argument("--guide-method", choices=["clusters", "spread"], default=None,
                      help="clusters: one guide per clump of like-shaped strands (default); "
                           "spread: evenly over the scalp")
+    p.add_argument("--alembic", action="store_true",
+                   help="also write OUT.abc: an Alembic groom (Ogawa) for Unreal's groom "
+                        "importer, Maya and Blender, in centimetres unless --units says m")
     p.add_argument("--npz", action="store_true",
                    help="also write OUT.npz with positions, root_uv and material")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
@@ -187,6 +190,12 @@ def generate_one(image: Path, groom: Path, bundle: Any, params: Any,
     material_path = sidecar(groom, "material", ".json")
     _write_text(material_path, json.dumps(material_json(result.hair), indent=1) + "\n")
     written.append(material_path)
+    if getattr(args, "alembic", False):
+        from tressel.export.alembic import alembic_options, write_alembic
+
+        abc_path = sidecar(groom, "", ".abc")
+        write_alembic(result.hair, abc_path, **alembic_options(options))
+        written.append(abc_path)
     if args.npz:
         npz_path = sidecar(groom, "", ".npz")
         save_npz(result.hair, npz_path)
