@@ -109,10 +109,15 @@ def cluster_guides(positions: np.ndarray, count: int, iterations: int = 10) -> G
     features = shape_features(positions)
     seeds = spread_guides(positions[:, 0], count)
     centres = features[seeds].copy()
+    # Centres settle on a seeded sample (ten strands per guide, at least 20,000): the same
+    # clumps for a fifth of the work on 100,000 strands. Every strand is assigned at the end.
+    sample_size = min(n, max(20000, 10 * count))
+    sample = features if sample_size == n else features[np.sort(
+        np.random.default_rng(0).choice(n, sample_size, replace=False))]
     for _ in range(iterations):
-        label = _nearest(features, centres, 1)[0][:, 0]
+        label = _nearest(sample, centres, 1)[0][:, 0]
         sums = np.zeros_like(centres, dtype=np.float64)
-        np.add.at(sums, label, features)
+        np.add.at(sums, label, sample)
         members = np.bincount(label, minlength=count)
         filled = members > 0  # an empty clump keeps its centre
         centres[filled] = (sums[filled] / members[filled, None]).astype(np.float32)
