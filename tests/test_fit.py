@@ -155,3 +155,24 @@ def test_landmarks_and_usd_head(tmp_path, capsys):
     fitted = read_groom(tmp_path / "fitted.usda")
     assert surface_distance(head, fitted.positions[:, 0].astype(np.float64)).mean() < 5e-4
     assert fitted.provenance.operations["fit:correspondences"] == 4
+
+
+def test_fit_errors_say_what_to_do(tmp_path, capsys):
+    from tressel.cli import main
+    from tressel.usd import write_groom
+
+    hair = make_groom(count=20, seed=1)
+    hair.provenance.bundle_name = "no-such-bundle"
+    write_groom(hair, tmp_path / "bare.usda", guides=0)  # no Scalp prim
+    (tmp_path / "head.obj").write_text("v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\n")
+    assert main(["fit", str(tmp_path / "bare.usda"), "--head", str(tmp_path / "head.obj"),
+                 "-o", str(tmp_path / "out.usda")]) == 1
+    assert "--source-scalp" in capsys.readouterr().err
+    capsys.readouterr()
+    assert main(["fit", str(tmp_path / "bare.usda"), "--head", str(tmp_path / "nope.obj"),
+                 "-o", str(tmp_path / "out.usda")]) == 1
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["fit", str(tmp_path / "bare.usda"), "--head", str(tmp_path / "head.stl"),
+                 "-o", str(tmp_path / "out.usda")]) == 1
+    assert "use one of" in capsys.readouterr().err
+    assert not (tmp_path / "out.usda").exists()

@@ -106,9 +106,9 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"-o {args.output}: use a .usdc or .usda file name")
     if args.no_icp and args.landmarks is None:
         raise ConfigError("--no-icp needs --landmarks: without them there is nothing to fit")
+    head = read_mesh(args.head, args.units, args.head_prim)  # the likeliest mistake first
     hair = read_groom(args.groom)
     source = source_scalp(hair, args)
-    head = read_mesh(args.head, args.units, args.head_prim)
     correspondences = None
     if args.landmarks is not None:
         correspondences = read_landmarks(args.landmarks, metres_per_unit(args.head, args.units))
