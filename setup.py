@@ -33,6 +33,7 @@ EXTRAS = {
     "daemon": ["fastapi", "uvicorn", "python-multipart"],
     "gui": ["PySide6-Essentials"],
     "farm": ["openjd-cli"],
+    "alembic": ["alembic3d"],  # .abc grooms (tressel.export): PyAlembic with Imath, as wheels
 }
 # The tests exercise every part, so they need every extra.
 # matplotlib and mahotas ship real portraits (Grace Hopper; Luis Pedro, Lena) for the face tests.

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 PHASES = ("load", "image", "face", "encode", "diffusion", "roots", "decode", "place",
-          "material")
+          "material", "collide")
 
 
 def peak_rss_gb() -> float:

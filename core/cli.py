@@ -30,6 +30,7 @@ COMMAND_MODULES = [
     "train",
     "eval",
     "usd_info",
+    "fit",
 ]
 
 

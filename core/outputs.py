@@ -30,6 +30,7 @@ class OutputOptions:
 
     write: dict[str, Any] = field(default_factory=dict)
     npz: bool = False
+    alembic: bool = False  # also NAME.abc, for Unreal's groom importer, XGen and Blender
 
 
 def sidecar(groom: Path, tag: str, suffix: str) -> Path:
@@ -41,6 +42,8 @@ def output_files(groom: Path, options: OutputOptions) -> list[Path]:
     files = [sidecar(groom, "crop", ".png"), sidecar(groom, "material", ".json")]
     if options.npz:
         files.append(sidecar(groom, "", ".npz"))
+    if options.alembic:
+        files.append(sidecar(groom, "", ".abc"))
     return [*files, groom]
 
 
@@ -64,7 +67,8 @@ def stale_temp_files(grooms: list[Path]) -> dict[Path, list[Path]]:
             stem = re.escape(groom.stem)
             pattern = re.compile(
                 rf"^\.(?:{stem}\.[0-9a-f]{{8}}\.tmp{re.escape(groom.suffix)}"  # write_groom
-                rf"|{stem}_crop\.tmp\.png|{stem}_material\.json\.tmp|{stem}\.tmp\.npz)$")
+                rf"|{stem}_crop\.tmp\.png|{stem}_material\.json\.tmp|{stem}\.tmp\.npz"
+                rf"|{stem}\.[0-9a-f]{{8}}\.tmp\.abc)$")
             matches = [folder / name for name in hidden if pattern.match(name)]
             if matches:
                 found[groom] = matches
@@ -96,8 +100,11 @@ def job_request(image_sha256: str, bundle: Any, params: Any,
         "density_scale": float(params.density_scale),
         "max_strands": params.max_strands,
         "crop": bool(params.crop),
+        "collide": bool(params.collide),
+        "collision_margin": float(params.collision_margin),
         "write": asdict(WriteOptions(**options.write)),
         "npz": bool(options.npz),
+        "alembic": bool(options.alembic),
     }
 
 
@@ -120,6 +127,7 @@ def material_json(hair: Any, request: dict[str, Any] | None = None) -> dict[str,
             "guidance_interval": list(hair.provenance.guidance_interval),
             "crop_box": list(hair.provenance.crop_box) if hair.provenance.crop_box else None,
             "tressel_version": hair.provenance.tressel_version,
+            "operations": dict(hair.provenance.operations),
         },
     }
     if request is not None:
@@ -153,6 +161,13 @@ def write_job_outputs(result: Any, groom: Path, options: OutputOptions,
         npz_path = sidecar(groom, "", ".npz")
         with writing(npz_path):
             written.append(save_npz(result.hair, npz_path))
+    if options.alembic:
+        from tressel.export.alembic import alembic_options, write_alembic
+
+        abc_path = sidecar(groom, "", ".abc")
+        with writing(abc_path):
+            write_alembic(result.hair, abc_path, **alembic_options(options.write))
+        written.append(abc_path)
     with writing(groom):
         write_groom_file(result.hair, groom, **options.write)
     written.append(groom)

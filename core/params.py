@@ -26,6 +26,8 @@ MAX_CHUNK = 1_000_000
 MAX_POINTS = 1024
 MAX_GUIDES = 100_000
 MAX_WIDTH_M = 0.01  # 1 cm: no hair strand is wider
+MAX_COLLISION_MARGIN_M = 0.05  # 5 cm between hair and head is no longer hair on a head
+GUIDE_METHODS = ("clusters", "spread")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 BASES = ("linear", "bspline")
 UNITS = ("m", "cm")
@@ -141,6 +143,15 @@ def parse_strands(text: str | float | None) -> tuple[float, int | None]:
         raise ConfigError(f"strands {text!r}: {exc}") from None
 
 
+def check_collision_margin(value: Any) -> float:
+    return check_float("collision_margin", value, 0.0, MAX_COLLISION_MARGIN_M)
+
+
+def check_collision_margin_mm(value: Any) -> float:
+    """The CLI's --collision-margin, in millimetres."""
+    return check_float("collision margin (mm)", value, 0.0, MAX_COLLISION_MARGIN_M * 1e3)
+
+
 def check_device(value: Any) -> str:
     return check_text("device", value, 64)
 
@@ -170,6 +181,8 @@ GENERATE_CHECKS: dict[str, Callable[[Any], Any]] = {
     "crop": lambda v: check_bool("crop", v),
     "keep_texture": lambda v: check_bool("keep_texture", v),
     "decode_chunk_size": _optional(check_chunk),
+    "collide": lambda v: check_bool("collide", v),
+    "collision_margin": check_collision_margin,
 }
 
 # The writer options a request or the CLI sets; `WriteOptions.check` checks how they combine.
@@ -178,6 +191,7 @@ WRITE_CHECKS: dict[str, Callable[[Any], Any]] = {
     "guide_points": _optional(lambda v: check_int("guide_points", v, 2, MAX_POINTS)),
     "preview_points": lambda v: check_int("preview_points", v, 2, MAX_POINTS),
     "guides": lambda v: check_int("guides", v, 0, MAX_GUIDES),
+    "guide_method": lambda v: check_choice("guide_method", v, GUIDE_METHODS),
     "preview_fraction": lambda v: check_float("preview_fraction", v, 0.0, 1.0, low_open=True),
     "root_width": lambda v: check_float("root_width", v, 0.0, MAX_WIDTH_M, low_open=True),
     "tip_width": lambda v: check_float("tip_width", v, 0.0, MAX_WIDTH_M, low_open=True),

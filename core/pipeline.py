@@ -32,7 +32,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # Phases in the order a job reports them through `progress(phase, step, total)`.
-PHASES = ("load", "image", "face", "encode", "diffusion", "roots", "decode", "place", "material")
+PHASES = ("load", "image", "face", "encode", "diffusion", "roots", "decode", "place", "material",
+          "collide")
 
 ImageInput = str | os.PathLike | bytes | bytearray | memoryview | np.ndarray
 
@@ -52,6 +53,8 @@ class GenerateParams:
     crop: bool = True  # False: the whole image is the face crop (no detection)
     keep_texture: bool = False  # keep the raw scalp texture and density in the result
     decode_chunk_size: int | None = None  # strands per decoder chunk (None: the codec's)
+    collide: bool = True  # push strands out of the scalp (closed by a cap), lengths kept
+    collision_margin: float = 5.0e-4  # metres kept between strand points and the scalp
 
     def validate(self) -> None:
         """Check every field's type and bounds (`tressel.params`, shared with the CLI and the
@@ -342,6 +345,11 @@ def run_generate(
         scalp_texture=scalp_texture[0].float().cpu().numpy() if params.keep_texture else None,
         density=grown.density if params.keep_texture else None,
     )
+    report("collide", 0, 1)
+    if params.collide:
+        collide_with_scalp(hair, bundle, params.collision_margin)
+    report("collide", 1, 1)
+    phase_done("collide")
     log.info("groom: %d strands x %d points from %s (%s)", hair.num_strands,
              hair.points_per_strand, loaded.name, ", ".join(f"{k} {v:.2f}s"
                                                             for k, v in timings.items()))
@@ -446,6 +454,29 @@ def _grow(models: LoadedModels, bundle: Bundle, scalp_texture: torch.Tensor,
     timings["roots"] += marks[0][1] - start
     check_cancel(cancel)
     return grown
+
+
+_SDF_CACHE: OrderedDict[str, Any] = OrderedDict()
+
+
+def collide_with_scalp(hair: HairResult, bundle: Bundle, margin: float) -> None:
+    """Push `hair`'s strands out of the bundle's scalp (capped into a closed head), in place,
+    and record penetration before and after in its provenance."""
+    from tressel.geometry.collision import build_head_sdf, resolve_collisions
+    from tressel.geometry.mesh import TriMesh
+
+    with _CACHE_LOCK:
+        sdf = _SDF_CACHE.get(bundle.content_hash)
+    if sdf is None:
+        scalp = hair.scalp_mesh
+        sdf = build_head_sdf(TriMesh(scalp.vertices, scalp.faces))
+        with _CACHE_LOCK:
+            _SDF_CACHE[bundle.content_hash] = sdf
+            while len(_SDF_CACHE) > 4:
+                _SDF_CACHE.popitem(last=False)
+    hair.positions, report = resolve_collisions(hair.positions, sdf, margin)
+    hair.provenance.operations.update(report.as_provenance())
+    hair.provenance.operations["collision:mesh"] = "scalp (bundle), capped"
 
 
 def _material(models: LoadedModels, patch_map: torch.Tensor) -> HairMaterial:

@@ -51,6 +51,9 @@ class Provenance:
     guidance_interval: tuple[float, float] = (0.0, 5.0)
     crop_box: tuple[int, int, int, int] | None = None  # x0, y0, x1, y1 in source pixels
     tressel_version: str = ""
+    # What was done to the groom after the model, as "step:name" -> value (collision, fit,
+    # guides); written as the groom prim's customData dictionary `tresselOperations`.
+    operations: dict[str, float | int | str] = field(default_factory=dict)
 
 
 @dataclass

@@ -335,6 +335,11 @@ def test_round_trip_linear_within_reported_deviation(tmp_path, groom, units):
     np.testing.assert_allclose(back.root_normals, groom.root_normals, atol=1e-7)
     assert back.material.raw == pytest.approx(groom.material.raw)
     assert back.material.melanin == pytest.approx(groom.material.melanin)
+    # the writer adds its guide record (method, count, reconstruction error) to provenance
+    assert back.provenance.operations.pop("guides:count") == 10
+    assert back.provenance.operations.pop("guides:method") == "clusters"
+    assert {k.split(":")[0] for k in back.provenance.operations} == {"guides"}
+    back.provenance.operations.clear()
     assert back.provenance == groom.provenance
     np.testing.assert_allclose(back.scalp_mesh.vertices, groom.scalp_mesh.vertices, atol=1e-6)
     np.testing.assert_array_equal(back.scalp_mesh.faces, groom.scalp_mesh.faces)
@@ -429,7 +434,7 @@ def _spacing(roots: np.ndarray, chosen: np.ndarray) -> tuple[float, float]:
 def test_guides_are_a_sparse_even_spread_of_the_strands(tmp_path):
     groom = make_groom(1500, seed=3)
     path = tmp_path / "groom.usdc"
-    report = write_groom(groom, path, guides=60, points_per_strand=16)
+    report = write_groom(groom, path, guides=60, points_per_strand=16, guide_method="spread")
     assert report.num_guides == 60
     stage = Usd.Stage.Open(str(path))
     guides = stage.GetPrimAtPath("/Groom/Guides")

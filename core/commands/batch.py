@@ -137,7 +137,8 @@ def resolve_jobs(items: list[Any], args: argparse.Namespace) -> list[Any]:
                 apply_option_values(merged, item.options, item.origin)
                 job.params = generate_params(merged)
                 job.params.validate()
-                job.options = OutputOptions(write=write_options(merged), npz=merged.npz)
+                job.options = OutputOptions(write=write_options(merged), npz=merged.npz,
+                                            alembic=merged.alembic)
                 WriteOptions(**job.options.write).check()
             except ConfigError as exc:
                 item.problem = str(exc)

@@ -147,10 +147,25 @@ def generate_one(image: Path, groom: Path, bundle: Any, params: Any,
         result = run_generate(image, bundle, params, progress=progress)
     finally:
         progress.close()
-    options = OutputOptions(write=write_options(args), npz=args.npz)
+    options = OutputOptions(write=write_options(args), npz=args.npz, alembic=args.alembic)
     request = job_request(result.hair.provenance.image_sha256, bundle, params, options)
     written = write_job_outputs(result, groom, options, request)
     hair = result.hair
     # The groom first: it is the file the user asked for.
     print(f"{image}: {hair.num_strands} strands x {hair.points_per_strand} points -> "
           + ", ".join(str(p) for p in [written[-1], *written[:-1]]))
+    line = collision_line(hair.provenance.operations)
+    if line:
+        print(f"{image}: {line}")
+
+
+def collision_line(operations: dict[str, Any]) -> str:
+    """Penetration before and after collision handling, from a groom's provenance."""
+    if "collision:pointsInsideBefore" not in operations:
+        return ""
+    return (f"collision: {operations['collision:pointsInsideBefore']} strand points in "
+            f"{operations['collision:strandsInsideBefore']} strands were inside the head "
+            f"(deepest {operations['collision:maxDepthBefore'] * 1e3:.2f} mm), "
+            f"{operations['collision:pointsInsideAfter']} after; "
+            f"{operations['collision:strandsMoved']} strands moved, lengths within "
+            f"{operations['collision:maxLengthChange'] * 100:.3g}%")

@@ -49,10 +49,10 @@ def parse_interval(text: str) -> tuple[float, float]:
 
 
 # Item options that are on/off flags (a manifest cell says yes or no).
-FLAG_OPTIONS = ("no_crop", "npz")
+FLAG_OPTIONS = ("no_crop", "no_collide", "npz", "alembic")
 # argparse dest -> the WriteOptions field it sets.
 WRITE_OPTION_FIELDS = {"points": "points_per_strand", "basis": "basis", "units": "units",
-                       "guides": "guides"}
+                       "guides": "guides", "guide_method": "guide_method"}
 
 
 def add_run_options(p: argparse.ArgumentParser) -> None:
@@ -88,6 +88,14 @@ def add_item_options(p: argparse.ArgumentParser, suppress_defaults: bool = False
                    help="cap the strand count (20000) or scale the density (0.5x)")
     p.add_argument("--no-crop", action="store_true", default=default(False),
                    help="use the whole image as the face crop (no face detection)")
+    hair = p.add_argument_group("collision")
+    hair.add_argument("--no-collide", action="store_true", default=default(False),
+                      help="keep strands as the model made them, even where they pass through "
+                           "the scalp (default: push them out, keeping their lengths)")
+    hair.add_argument("--collision-margin", default=default(0.5), metavar="MM",
+                      type=_option(params.check_collision_margin_mm, float),
+                      help="distance kept between strands and the scalp, millimetres "
+                           "(default 0.5)")
     usd = p.add_argument_group("USD layer")
     usd.add_argument("--points", type=_option(params.WRITE_CHECKS["points_per_strand"], int),
                      default=default(None),
@@ -99,6 +107,12 @@ def add_item_options(p: argparse.ArgumentParser, suppress_defaults: bool = False
     usd.add_argument("--guides", type=_option(params.WRITE_CHECKS["guides"], int),
                      default=default(None),
                      help="guide curves for DCC import (default 2000, 0 for none)")
+    usd.add_argument("--guide-method", choices=["clusters", "spread"], default=default(None),
+                     help="clusters: one guide per clump of like-shaped strands (default); "
+                          "spread: evenly over the scalp")
+    p.add_argument("--alembic", action="store_true", default=default(False),
+                   help="also write OUT.abc: an Alembic groom (Ogawa) for Unreal's groom "
+                        "importer, Maya and Blender, in centimetres unless --units says m")
     p.add_argument("--npz", action="store_true", default=default(False),
                    help="also write OUT.npz with positions, root_uv and material")
 
@@ -177,7 +191,8 @@ def generate_values(args: argparse.Namespace) -> dict[str, Any]:
         "seed": args.seed, "steps": args.steps, "guidance": args.guidance,
         "guidance_interval": args.guidance_interval, "density_scale": density_scale,
         "max_strands": max_strands, "device": args.device, "dtype": args.dtype,
-        "crop": not args.no_crop,
+        "crop": not args.no_crop, "collide": not args.no_collide,
+        "collision_margin": args.collision_margin * 1e-3,
     }
     params.check_generate_params(values)
     return values

@@ -43,7 +43,7 @@ class EngineJob:
     params: dict[str, Any]  # canonical generation parameters (`canonical_params`)
     write_options: dict[str, Any]
     seed: int
-    format: str  # "usdc" or "usda"
+    format: str  # "usdc", "usda" or "abc"
     device: str
     output_path: Path  # the cache entry; must appear only complete
     temp_path: Path  # where to write first (the cache's temp folder, same extension)
@@ -278,7 +278,12 @@ class PipelineEngine:
             raise type(exc)(str(exc).replace(str(job.image_path), job.image_name)) from None
         check_cancel(cancel)
         progress("write", 0, 1)
-        write_groom(result, job.temp_path, **job.write_options)
+        if job.format == "abc":
+            from tressel.export.alembic import alembic_options, write_alembic
+
+            write_alembic(result, job.temp_path, **alembic_options(job.write_options))
+        else:
+            write_groom(result, job.temp_path, **job.write_options)
         publish(job.temp_path, job.output_path)
         progress("write", 1, 1)
 

@@ -15,7 +15,8 @@ class JobRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     seed: int = Field(0, ge=0, le=2**63 - 1, description="random seed: same seed, same groom")
-    format: Literal["usdc", "usda"] = Field("usdc", description="layer file format")
+    format: Literal["usdc", "usda", "abc"] = Field(
+        "usdc", description="usdc/usda: USD layer; abc: Alembic groom (Unreal, Maya, Blender)")
     bundle: str | None = Field(None, description="model bundle name or folder; default if empty")
     params: dict[str, Any] = Field(
         default_factory=dict, description="generation parameters (`GenerateParams` fields)"

@@ -97,11 +97,13 @@ def evaluate(bundle, dataset: Path, count: int | None = None, max_strands: int =
     folders = list_grooms(dataset)[:count]
     t0 = time.perf_counter()
     rows = []
+    # collide=False: the metrics judge the model's own strands, not the collision pass after it
     modes = {
-        "image": GenerateParams(seed=seed, crop=False, max_strands=max_strands),
+        "image": GenerateParams(seed=seed, crop=False, max_strands=max_strands, collide=False),
         # guidance 0 everywhere = the unconditional denoiser alone: the image is ignored
         "ignore_image": GenerateParams(seed=seed, crop=False, max_strands=max_strands,
-                                       guidance=0.0, guidance_interval=(0.0, MAX_SIGMA)),
+                                       guidance=0.0, guidance_interval=(0.0, MAX_SIGMA),
+                                       collide=False),
     }
     for i, folder in enumerate(folders):
         check_cancel(cancel)

@@ -170,6 +170,7 @@ def read_provenance(groom: Usd.Prim) -> Provenance:
         guidance_interval=(float(interval[0]), float(interval[1])),
         crop_box=tuple(int(v) for v in crop) if len(crop) == 4 else None,
         tressel_version=_get(groom, "tressel:version", ""),
+        operations=dict(groom.GetCustomDataByKey("tresselOperations") or {}),
     )
 
 

@@ -28,6 +28,7 @@ import numpy as np
 from pxr import Gf, Kind, Sdf, Usd, UsdGeom, UsdShade, Vt
 from tressel import __version__
 from tressel.errors import ConfigError
+from tressel.geometry.guides import GUIDES_PER_STRAND, pick_guides, reconstruction_error
 from tressel.result import HairResult
 from tressel.usd import curves as curve_ops
 from tressel.usd.material import author_hair_material, preview_color
@@ -39,6 +40,7 @@ UNITS = {"m": 1.0, "cm": 0.01}
 LOD_VARIANTS = ("full", "preview", "guides")
 PAYLOAD_ROOT = Sdf.Path("/TresselPayloads")
 FORMATS = {".usdc": "usdc", ".usd": "usdc", ".usda": "usda"}
+OPERATIONS_KEY = "tresselOperations"  # customData on the groom prim: collision, fit, guides
 
 
 @dataclass
@@ -50,7 +52,8 @@ class WriteOptions:
     units: str = "m"  # stage unit: "m" (metersPerUnit 1) or "cm" (metersPerUnit 0.01)
     root_width: float = 1.0e-4  # strand width at the root
     tip_width: float = 2.0e-5  # strand width at the tip
-    guides: int = 2000  # guide strands spread evenly over the scalp; 0 for none
+    guides: int = 2000  # guide strands; 0 for none
+    guide_method: str = "clusters"  # "clusters": one guide per shape clump; "spread": even
     guide_points: int | None = None  # points per guide; None: same as points_per_strand
     lod: bool = False  # author lod variants (full, preview, guides) with payloads
     lod_selection: str = "full"  # the variant a stage opens with
@@ -71,6 +74,8 @@ class WriteOptions:
             if value is not None and value < minimum:
                 raise ConfigError(f"{name}={value} is too few for {self.basis} curves: "
                                   f"use at least {minimum}")
+        if self.guide_method not in ("clusters", "spread"):
+            raise ConfigError(f"guide_method={self.guide_method!r}: use clusters or spread")
         if self.guides < 0:
             raise ConfigError(f"guides={self.guides}: use 0 for no guides or a positive count")
         if not 0.0 < self.preview_fraction <= 1.0:
@@ -128,8 +133,13 @@ def _define_curves(
     strand_ids: np.ndarray,
     root_normals: np.ndarray,
     color: Gf.Vec3f,
+    guide_links: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> Gf.Range3f:
-    """Define one BasisCurves prim from [N,K,3] points; returns its extent."""
+    """Define one BasisCurves prim from [N,K,3] points; returns its extent.
+
+    `guide_links` (guide positions [N,3], weights [N,3], clump ids [N]) become the uniform
+    primvars guideIndices and guideWeights (element size 3) and clumpId.
+    """
     num, per_strand, _ = points.shape
     curves = UsdGeom.BasisCurves.Define(stage, path)
     if basis == "linear":
@@ -161,6 +171,17 @@ def _define_curves(
         "rootNormal", Sdf.ValueTypeNames.Normal3fArray, UsdGeom.Tokens.uniform
     ).Set(_vec3f(root_normals))
     curves.CreateDisplayColorPrimvar(UsdGeom.Tokens.constant).Set(Vt.Vec3fArray([color]))
+    if guide_links is not None:
+        guide_ids, weights, clump = guide_links
+        primvars.CreatePrimvar("guideIndices", Sdf.ValueTypeNames.IntArray,
+                               UsdGeom.Tokens.uniform, GUIDES_PER_STRAND).Set(
+            Vt.IntArray.FromNumpy(np.ascontiguousarray(guide_ids, dtype=np.int32).ravel()))
+        primvars.CreatePrimvar("guideWeights", Sdf.ValueTypeNames.FloatArray,
+                               UsdGeom.Tokens.uniform, GUIDES_PER_STRAND).Set(
+            Vt.FloatArray.FromNumpy(np.ascontiguousarray(weights, dtype=np.float32).ravel()))
+        primvars.CreatePrimvar("clumpId", Sdf.ValueTypeNames.IntArray,
+                               UsdGeom.Tokens.uniform).Set(
+            Vt.IntArray.FromNumpy(np.ascontiguousarray(clump, dtype=np.int32)))
     return Gf.Range3f(Gf.Vec3f(extent[0]), Gf.Vec3f(extent[1]))
 
 
@@ -197,6 +218,13 @@ def _author_provenance(groom: Usd.Prim, result: HairResult, report_fields: dict)
     for name, value in values.items():
         type_name = Sdf.ValueTypeNames.Find(types[name])
         groom.CreateAttribute(name, type_name, custom=False).Set(value)
+    # Steps after the model (collision, fit, guides) vary in what they record: kept as the
+    # groom prim's customData dictionary `tresselOperations` ("step:name" -> value).
+    if prov.operations:
+        groom.SetCustomDataByKey(OPERATIONS_KEY, {
+            key: int(value) if isinstance(value, bool | int | np.integer)
+            else float(value) if isinstance(value, float | np.floating) else str(value)
+            for key, value in sorted(prov.operations.items())})
 
 
 def _extents_hint(default: Gf.Range3f, guide: Gf.Range3f) -> Vt.Vec3fArray:
@@ -297,9 +325,24 @@ def write_groom(result: HairResult, path: str | os.PathLike, **options) -> Write
                 stage, looks.GetPath().AppendChild("HairMaterial"), result.material
             )
 
-        # Guides: few, evenly spread; small enough to stay outside any payload.
+        # Guides: one per shape clump (or evenly spread); small enough to stay outside any
+        # payload. Every strand links to three of them with weights (guideIndices/Weights).
         guide_box = Gf.Range3f()
-        guide_index = curve_ops.spread_guides(positions[:, 0], opts.guides)
+        guide_links = None
+        guide_index = np.zeros(0, dtype=np.int64)
+        if opts.guides > 0:
+            phase_start_guides = time.perf_counter()
+            guide_set = pick_guides(positions, opts.guides, opts.guide_method)
+            guide_index = guide_set.index
+            guide_links = (guide_set.guides, guide_set.weights, guide_set.clump)
+            error = reconstruction_error(positions, guide_set)
+            guide_record = {"guides:method": opts.guide_method,
+                            "guides:count": len(guide_index),
+                            "guides:reconstructionMean": error["mean"],
+                            "guides:reconstructionP95": error["p95"]}
+            timings["guides"] = time.perf_counter() - phase_start_guides
+        else:
+            guide_record = {}
         guides_prim = None
         if len(guide_index):
             guide_points = opts.guide_points or opts.points_per_strand
@@ -323,7 +366,7 @@ def write_groom(result: HairResult, path: str | os.PathLike, **options) -> Write
         if not opts.lod:
             strands_box = _define_curves(
                 stage, strands_path, _scaled(render.points, scale), widths * scale, opts.basis,
-                root_uv, strand_ids, root_normals, color,
+                root_uv, strand_ids, root_normals, color, guide_links,
             )
             _bind(stage.GetPrimAtPath(strands_path), material)
             if guides_prim is not None:
@@ -331,11 +374,15 @@ def write_groom(result: HairResult, path: str | os.PathLike, **options) -> Write
         else:
             strands_box = _author_lod(
                 stage, groom, opts, positions, render.points, widths, scale, root_uv,
-                strand_ids, root_normals, color, material, guides_prim,
+                strand_ids, root_normals, color, material, guides_prim, guide_links,
             )
         del render.points
 
         UsdGeom.ModelAPI(groom).SetExtentsHint(_extents_hint(strands_box, guide_box))
+        if guide_record:
+            result = replace(result, provenance=replace(
+                result.provenance, operations={**result.provenance.operations,
+                                               **guide_record}))
         _author_provenance(groom, result, {
             "tressel:strands:sourcePointsPerStrand": int(source_points),
             "tressel:strands:maxDeviation": float(render.max_deviation),
@@ -395,13 +442,14 @@ def _author_lod(
     full_points: np.ndarray, widths: np.ndarray, scale: float, root_uv: np.ndarray,
     strand_ids: np.ndarray, root_normals: np.ndarray, color: Gf.Vec3f,
     material: UsdShade.Material | None, guides_prim: Usd.Prim | None,
+    guide_links: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> Gf.Range3f:
     """The lod variant set; heavy strands live under the abstract /TresselPayloads prim."""
     stage.CreateClassPrim(PAYLOAD_ROOT)
     full_box = _define_curves(
         stage, PAYLOAD_ROOT.AppendChild("Full"), _scaled(full_points, scale), widths * scale,
         opts.basis,
-        root_uv, strand_ids, root_normals, color,
+        root_uv, strand_ids, root_normals, color, guide_links,
     )
     subset = curve_ops.preview_subset(len(positions), opts.preview_fraction)
     preview_points = curve_ops.resample_strands(positions[subset], opts.preview_points,
@@ -410,6 +458,7 @@ def _author_lod(
         stage, PAYLOAD_ROOT.AppendChild("Preview"), _scaled(preview_points, scale),
         curve_ops.tapered_widths(opts.preview_points, opts.root_width, opts.tip_width) * scale,
         opts.basis, root_uv[subset], strand_ids[subset], root_normals[subset], color,
+        None if guide_links is None else tuple(link[subset] for link in guide_links),
     )
     strands_path = groom.GetPath().AppendChild("Strands")
     variants = groom.GetVariantSets().AddVariantSet("lod")

@@ -22,7 +22,8 @@ from tressel.daemon.store import STATES, SUCCEEDED
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
-MEDIA_TYPES = {"usdc": "application/octet-stream", "usda": "text/plain; charset=utf-8"}
+MEDIA_TYPES = {"usdc": "application/octet-stream", "usda": "text/plain; charset=utf-8",
+               "abc": "application/octet-stream"}
 
 
 def _manager(request: Request) -> JobManager:
@@ -214,7 +215,7 @@ def cancel_job(job_id: str, request: Request) -> dict:
 
 @router.get("/{job_id}/result")
 def get_result(job_id: str, request: Request) -> FileResponse:
-    """The finished layer (`.usdc`, or `.usda` when the job asked for it)."""
+    """The finished groom (`.usdc`, or `.usda` or `.abc` when the job asked for it)."""
     manager = _manager(request)
     job = _job_or_404(manager, job_id)
     if job.state != SUCCEEDED:
