@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import secrets
+import time
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +74,7 @@ class ResultCache:
         if _stat(path)[1] == 0:  # missing, or empty
             return None
         try:
-            os.utime(path)
+            mark_used(path)
         except OSError:  # a read-only cache still answers; only its eviction order suffers
             pass
         return path
@@ -146,8 +147,17 @@ def _stat(path: Path) -> tuple[int, int]:
     return st.st_mtime_ns, st.st_size
 
 
+def mark_used(path: Path) -> None:
+    """Set the layer's last use (its mtime) from Python's fine clock: the kernel's own file
+    times tick coarsely (milliseconds), so a fetch right after a publish could tie with it and
+    evict the wrong layer."""
+    now = time.time_ns()
+    os.utime(path, ns=(now, now))
+
+
 def publish(tmp: Path, final: Path) -> Path:
     """fsync `tmp` and rename it to `final` (then fsync the folder so the rename is durable)."""
+    mark_used(tmp)
     with open(tmp, "rb+") as f:
         os.fsync(f.fileno())
     final.parent.mkdir(parents=True, exist_ok=True)
