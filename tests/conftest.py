@@ -1,4 +1,4 @@
-"""Shared test fixtures: where the DiffLocks conformance vectors live."""
+"""Shared test fixtures: the conformance vectors, daemons for host tests, Qt's system libraries."""
 
 from __future__ import annotations
 
@@ -15,6 +15,31 @@ def vectors_dir() -> Path:
     if not (VECTORS / "manifest.json").is_file():
         pytest.skip(f"DiffLocks conformance vectors not found at {VECTORS}")
     return VECTORS
+
+
+@pytest.fixture(scope="module")
+def tiny_daemon(tmp_path_factory):
+    """A real daemon process (the pipeline engine, a tiny random bundle) for one test module:
+    `(process, client)`."""
+    from daemon_support import real_daemon, tiny_bundle
+
+    root = tmp_path_factory.mktemp("tiny-daemon")
+    process = real_daemon(root / "state", tiny_bundle(root))
+    client = process.start()
+    yield process, client
+    process.stop()
+
+
+@pytest.fixture
+def daemon_env(monkeypatch):
+    """Daemons that a client starts (autostart) run the fast test engine."""
+    import os
+
+    from daemon_support import SLEEP_ENGINE, TESTS
+
+    monkeypatch.setenv("TRESSEL_DAEMON_ENGINE", SLEEP_ENGINE)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        filter(None, [str(TESTS), os.environ.get("PYTHONPATH", "")])))
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -255,3 +255,24 @@ class ThreadRecordingClient(Client):
     def events(self, *args, **kwargs):
         self.threads.append(threading.current_thread().name)
         return super().events(*args, **kwargs)
+
+
+def stop_detached(state_dir: Path, strict: bool = False) -> None:
+    """Stop a daemon a client started (detached: not our child), by force if it hangs.
+
+    With `strict`, a daemon that had to be killed fails the test after the kill."""
+    from tressel.client import DaemonError, read_endpoint
+    from tressel.daemon.lock import is_held
+
+    endpoint = read_endpoint(state_dir)
+    if endpoint is None:
+        return
+    with contextlib.suppress(DaemonError):
+        Client(endpoint, timeout=5).shutdown()
+    try:
+        wait_for(lambda: not is_held(state_dir), timeout=30)
+    except AssertionError:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(endpoint.pid, signal.SIGKILL)
+        if strict:
+            raise

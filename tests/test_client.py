@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import ast
-import contextlib
 import http.client
 import io
 import os
-import signal
 import socket
 import subprocess
 import threading
-from pathlib import Path
 
 import pytest
-from daemon_support import PYTHON, REPO, SLEEP_ENGINE, TESTS, Daemon, wait_for, write_png
+from daemon_support import (
+    PYTHON,
+    REPO,
+    Daemon,
+    stop_detached,
+    write_png,
+)
 from tressel.client import (
     Client,
     DaemonError,
@@ -24,10 +27,8 @@ from tressel.client import (
     StaleEndpoint,
     _parse_sse,
     connect,
-    read_endpoint,
     start_daemon,
 )
-from tressel.daemon.lock import is_held
 from tressel.errors import TresselError
 
 pytestmark = pytest.mark.timeout(120)
@@ -87,28 +88,6 @@ def test_start_daemon_reports_a_daemon_that_dies_at_start(tmp_path):
     assert "status 3" in str(exc.value) and "boom: no model" in str(exc.value)
 
 
-@pytest.fixture
-def daemon_env(monkeypatch):
-    """Make daemons that the client starts use the test engine."""
-    monkeypatch.setenv("TRESSEL_DAEMON_ENGINE", SLEEP_ENGINE)
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
-        filter(None, [str(TESTS), os.environ.get("PYTHONPATH", "")])))
-
-
-def _stop(state_dir: Path) -> None:
-    """Stop a daemon the client started (detached: not our child), by force if it hangs."""
-    endpoint = read_endpoint(state_dir)
-    if endpoint is None:
-        return
-    with contextlib.suppress(DaemonError):
-        Client(endpoint, timeout=5).shutdown()
-    try:
-        wait_for(lambda: not is_held(state_dir), timeout=30)
-    except AssertionError:
-        os.kill(endpoint.pid, signal.SIGKILL)
-        raise
-
-
 def test_autostart_starts_one_detached_daemon_and_reuses_it(tmp_path, daemon_env):
     state = tmp_path / "state"
     try:
@@ -139,7 +118,7 @@ def test_autostart_starts_one_detached_daemon_and_reuses_it(tmp_path, daemon_env
                              params={"steps": 2}, seed=4, timeout=60)
         assert job_path.is_file() and '"seed": 4' in job_path.read_text()
     finally:
-        _stop(state)
+        stop_detached(state, strict=True)
 
 
 def test_wrong_token_and_failed_jobs_raise_clear_errors(tmp_path):

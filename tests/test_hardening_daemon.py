@@ -22,7 +22,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from daemon_support import PYTHON, REPO, SLEEP_ENGINE, TESTS, Daemon, wait_for, write_png
+from daemon_support import (
+    PYTHON,
+    REPO,
+    Daemon,
+    stop_detached,
+    wait_for,
+    write_png,
+)
 from helpers import fill_disk, small_filesystem
 from tressel.client import (
     Client,
@@ -33,34 +40,12 @@ from tressel.client import (
     read_endpoint,
     write_endpoint,
 )
-from tressel.daemon.lock import acquire, is_held
+from tressel.daemon.lock import acquire
 
 pytestmark = pytest.mark.timeout(180)
 
 SLOW = {"steps": 200, "step_seconds": 0.05}  # 10 s unless cancelled
 DAEMON_COMMAND = [PYTHON, "-m", "tressel.daemon"]
-
-
-@pytest.fixture
-def daemon_env(monkeypatch):
-    """Daemons that the client starts use the test engine."""
-    monkeypatch.setenv("TRESSEL_DAEMON_ENGINE", SLEEP_ENGINE)
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
-        filter(None, [str(TESTS), os.environ.get("PYTHONPATH", "")])))
-
-
-def _stop_detached(state_dir: Path) -> None:
-    """Stop a daemon the client started (not our child), by force if it hangs."""
-    endpoint = read_endpoint(state_dir)
-    if endpoint is None:
-        return
-    with contextlib.suppress(DaemonError):
-        Client(endpoint, timeout=5).shutdown()
-    try:
-        wait_for(lambda: not is_held(state_dir), timeout=30)
-    except AssertionError:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(endpoint.pid, 9)
 
 
 # -- 1. a full disk ------------------------------------------------------------------------------
@@ -229,7 +214,7 @@ def test_concurrent_autostart_uses_the_winner(tmp_path, daemon_env, monkeypatch)
         assert not errors, errors
         assert len({c.health()["pid"] for c in results}) == 1
     finally:
-        _stop_detached(state)
+        stop_detached(state)
 
 
 def test_two_detached_starts_at_once_both_report_the_one_daemon(tmp_path, daemon_env,
@@ -246,7 +231,7 @@ def test_two_detached_starts_at_once_both_report_the_one_daemon(tmp_path, daemon
         for out, _ in outputs:
             assert f"pid {endpoint.pid}" in out
     finally:
-        _stop_detached(state)
+        stop_detached(state)
 
 
 # -- 4. the state folder is the user's alone -----------------------------------------------------
@@ -280,7 +265,7 @@ def test_state_folder_is_private_however_the_daemon_was_started(tmp_path, daemon
         assert not _loose_modes(state)
     finally:
         os.umask(previous)
-        _stop_detached(state)
+        stop_detached(state)
 
 
 # -- 5. a stale endpoint file --------------------------------------------------------------------

@@ -15,8 +15,6 @@ from daemon_support import (
     PYTHON,
     REPO,
     ThreadRecordingClient,
-    real_daemon,
-    tiny_bundle,
     write_png,
 )
 from tressel.client import Client
@@ -37,12 +35,8 @@ TINY = {"strands": str(FAST["max_strands"]), "steps": FAST["steps"], "crop": Fal
 
 
 @pytest.fixture(scope="module")
-def daemon(tmp_path_factory):
-    root = tmp_path_factory.mktemp("hosting")
-    process = real_daemon(root / "state", tiny_bundle(root))
-    client = process.start()
-    yield process, client
-    process.stop()
+def daemon(tiny_daemon):
+    return tiny_daemon
 
 
 def run_on_ui_thread(job: HostJob, calls: CallQueue, timeout: float = 120.0,

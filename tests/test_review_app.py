@@ -12,7 +12,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before pytest-qt makes 
 
 import numpy as np
 import pytest
-from daemon_support import FAST, real_daemon, tiny_bundle, write_png
+from daemon_support import FAST, write_png
 from review_support import REVIEW_DIR  # noqa: F401  (puts tressel_review on sys.path)
 
 pytest.importorskip("pytestqt", reason="pytest-qt is part of the test extra")
@@ -29,12 +29,8 @@ JOB_TIMEOUT_MS = 180_000
 
 
 @pytest.fixture(scope="module")
-def daemon(tmp_path_factory):
-    root = tmp_path_factory.mktemp("review")
-    process = real_daemon(root / "state", tiny_bundle(root))
-    client = process.start()
-    yield process, client
-    process.stop()
+def daemon(tiny_daemon):
+    return tiny_daemon
 
 
 @pytest.fixture
