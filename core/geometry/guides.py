@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 GUIDES_PER_STRAND = 3
 FEATURE_POINTS = 8  # shape samples per strand for clustering
-CHUNK = 16384
+CHUNK = 4096  # rows per product: a [4096, 2000] float32 score block is 33 MB
 
 
 @dataclass
@@ -41,7 +41,7 @@ class GuideSet:
 def shape_features(positions: np.ndarray, points: int = FEATURE_POINTS) -> np.ndarray:
     """[N, 3 + 3*points] float32: root (weighted like a shift of every point) and the
     root-relative shape at `points` arc-length-even samples."""
-    sampled = resample_strands(positions, points, "linear").points
+    sampled = resample_strands(positions, points, "linear", deviation=False).points
     roots = sampled[:, 0]
     shape = (sampled - roots[:, None]).reshape(len(sampled), -1)
     return np.concatenate([roots * np.float32(np.sqrt(points)), shape], axis=1).astype(
@@ -50,21 +50,37 @@ def shape_features(positions: np.ndarray, points: int = FEATURE_POINTS) -> np.nd
 
 def _nearest(features: np.ndarray, centres: np.ndarray, k: int
              ) -> tuple[np.ndarray, np.ndarray]:
-    """(indices [N,k], squared distances [N,k]) of the k nearest centres, chunked."""
-    centre_norm = (centres ** 2).sum(axis=1)
+    """(indices [N,k], squared distances [N,k]) of the k nearest centres, chunked.
+
+    |f - c|^2 = |f|^2 - 2 (f.c - |c|^2 / 2), and |f|^2 is the same for every centre, so the
+    ranking is one matrix product of [f, 1] with [c, -|c|^2 / 2] per chunk, then one pass to
+    pick the largest scores: no [chunk, centres] temporaries beyond the product itself.
+    """
+    features = np.asarray(features, dtype=np.float32)
+    centres = np.asarray(centres, dtype=np.float32)
+    scored_centres = np.concatenate(
+        [centres, -0.5 * (centres.astype(np.float64) ** 2).sum(axis=1, keepdims=True)],
+        axis=1).astype(np.float32).T.copy()
+    feature_norm = (features.astype(np.float64) ** 2).sum(axis=1)
     index = np.empty((len(features), k), np.int64)
     dist = np.empty((len(features), k), np.float32)
+    rows = np.empty((CHUNK, features.shape[1] + 1), np.float32)
+    rows[:, -1] = 1.0
     for start in range(0, len(features), CHUNK):
-        f = features[start:start + CHUNK]
-        d = (f ** 2).sum(axis=1, keepdims=True) - 2.0 * f @ centres.T + centre_norm[None]
-        if k == 1:
-            part = d.argmin(axis=1)[:, None]
-        else:
-            part = np.argpartition(d, k - 1, axis=1)[:, :k]
-            order = np.take_along_axis(d, part, axis=1).argsort(axis=1)
-            part = np.take_along_axis(part, order, axis=1)
-        index[start:start + len(f)] = part
-        dist[start:start + len(f)] = np.take_along_axis(d, part, axis=1)
+        count = min(CHUNK, len(features) - start)
+        rows[:count, :-1] = features[start:start + count]
+        score = rows[:count] @ scored_centres  # [count, centres]: larger is nearer
+        # k passes of argmax, masking each winner, beat a partition for the few k used here.
+        part = np.empty((count, k), np.int64)
+        best = np.empty((count, k), np.float64)
+        rows_index = np.arange(count)
+        for j in range(k):
+            part[:, j] = score.argmax(axis=1)
+            best[:, j] = score[rows_index, part[:, j]]
+            if j + 1 < k:
+                score[rows_index, part[:, j]] = -np.inf
+        index[start:start + count] = part
+        dist[start:start + count] = feature_norm[start:start + count, None] - 2.0 * best
     return index, np.maximum(dist, 0.0)
 
 
@@ -72,7 +88,7 @@ def solve_weights(positions: np.ndarray, guide_strands: np.ndarray, candidates: 
                   points: int = 16) -> np.ndarray:
     """Weights [N,3] (>= 0, sum 1) rebuilding each strand's root-relative shape from its
     candidate guides' (least squares on `points` samples, batched 3x3 solves)."""
-    sampled = resample_strands(positions, points, "linear").points
+    sampled = resample_strands(positions, points, "linear", deviation=False).points
     shape = sampled - sampled[:, :1]
     guide_shape = shape[guide_strands]  # [G,P,3]
     weights = np.empty(candidates.shape, np.float32)
@@ -107,17 +123,19 @@ def cluster_guides(positions: np.ndarray, count: int, iterations: int = 10) -> G
     n = len(positions)
     count = min(count, n)
     features = shape_features(positions)
-    seeds = spread_guides(positions[:, 0], count)
-    centres = features[seeds].copy()
-    # Centres settle on a seeded sample (ten strands per guide, at least 20,000): the same
-    # clumps for a fifth of the work on 100,000 strands. Every strand is assigned at the end.
+    # Centres start spread evenly over the scalp and settle on a seeded sample (ten strands
+    # per guide, at least 20,000): the same kind of clumps for a fifth of the work on 100,000
+    # strands. The even spread is taken over the sample's roots too, since farthest-point
+    # sampling costs guides x strands. Every strand is assigned at the end.
     sample_size = min(n, max(20000, 10 * count))
-    sample = features if sample_size == n else features[np.sort(
-        np.random.default_rng(0).choice(n, sample_size, replace=False))]
+    chosen = np.arange(n) if sample_size == n else np.sort(
+        np.random.default_rng(0).choice(n, sample_size, replace=False))
+    sample = features[chosen]
+    centres = sample[spread_guides(positions[chosen, 0], count)].copy()
     for _ in range(iterations):
         label = _nearest(sample, centres, 1)[0][:, 0]
-        sums = np.zeros_like(centres, dtype=np.float64)
-        np.add.at(sums, label, sample)
+        sums = np.stack([np.bincount(label, weights=column, minlength=count)
+                         for column in sample.T], axis=1)
         members = np.bincount(label, minlength=count)
         filled = members > 0  # an empty clump keeps its centre
         centres[filled] = (sums[filled] / members[filled, None]).astype(np.float32)
@@ -170,9 +188,13 @@ def spread_guide_set(positions: np.ndarray, count: int) -> GuideSet:
                     seconds=time.perf_counter() - start)
 
 
-def reconstruct(positions: np.ndarray, guide_set: GuideSet, points: int = 16) -> np.ndarray:
-    """Strands [N,points,3] rebuilt from their guides: own root + weighted guide shapes."""
-    sampled = resample_strands(positions, points, "linear").points
+def reconstruct(positions: np.ndarray, guide_set: GuideSet, points: int = 16,
+                sampled: np.ndarray | None = None) -> np.ndarray:
+    """Strands [N,points,3] rebuilt from their guides: own root + weighted guide shapes.
+
+    `sampled` is `positions` resampled to `points` already, when the caller has it."""
+    if sampled is None:
+        sampled = resample_strands(positions, points, "linear", deviation=False).points
     shape = sampled - sampled[:, :1]
     guide_shape = shape[guide_set.index]
     rebuilt = np.einsum("nk,nkpc->npc", guide_set.weights, guide_shape[guide_set.guides])
@@ -183,8 +205,8 @@ def reconstruction_error(positions: np.ndarray, guide_set: GuideSet, points: int
                          ) -> dict[str, float]:
     """Mean and 95th percentile over strands of the RMS distance (metres) between a strand and
     its rebuild, at `points` arc-length-even samples."""
-    sampled = resample_strands(positions, points, "linear").points
-    rebuilt = reconstruct(positions, guide_set, points)
+    sampled = resample_strands(positions, points, "linear", deviation=False).points
+    rebuilt = reconstruct(positions, guide_set, points, sampled)
     rms = np.sqrt(((rebuilt - sampled) ** 2).sum(axis=2).mean(axis=1))
     return {"mean": float(rms.mean()), "p95": float(np.percentile(rms, 95)),
             "max": float(rms.max())}

@@ -192,7 +192,8 @@ def evaluate_bspline_knots(control: np.ndarray) -> np.ndarray:
     return (control[:, :-2] + 4.0 * control[:, 1:-1] + control[:, 2:]) / 6.0
 
 
-def resample_strands(strands: np.ndarray, points: int, basis: str = "linear") -> Resampled:
+def resample_strands(strands: np.ndarray, points: int, basis: str = "linear",
+                     deviation: bool = True) -> Resampled:
     """Resample strands [N,V,3] to `points` per strand, uniformly in arc length.
 
     `linear` writes a polyline of `points` vertices. `bspline` writes `points` control points
@@ -201,6 +202,7 @@ def resample_strands(strands: np.ndarray, points: int, basis: str = "linear") ->
     written curve: to the polyline segment covering the same arc length (linear), or to the
     spline point at the same parameter (bspline); both bound the distance to the curve.
     When there are as many knots as input points, the input points are the knots, unchanged.
+    `deviation=False` skips measuring it (linear only; the report's deviations are then 0).
     """
     if basis not in BASES:
         raise ValueError(f"unknown curve basis {basis!r}: use one of {', '.join(BASES)}")
@@ -234,8 +236,10 @@ def resample_strands(strands: np.ndarray, points: int, basis: str = "linear") ->
             knot_coords = _uniform_knots(params, segment, coords, knots_per_strand)
         np.minimum(segment, knots_per_strand - 2, out=segment)
         if basis == "linear":
-            distance = _segment_distance(coords, knot_coords, segment)
             out[start : start + len(chunk)] = np.stack(knot_coords, axis=-1)
+            if not deviation:
+                continue
+            distance = _segment_distance(coords, knot_coords, segment)
         else:
             control = interpolating_bspline(np.stack(knot_coords, axis=-1))
             weights = bspline_basis(position - segment).astype(np.float32)  # [n,V,4]
