@@ -212,7 +212,8 @@ def stage_data(recipe: Recipe, work: Workdir, progress=None, cancel=None) -> dic
         t0 = time.perf_counter()
         synthesize(work.data(split), int(spec["count"]), int(spec.get("seed", 0)),
                    int(spec.get("strands", 4096)), int(spec.get("image_size", 224)),
-                   progress=progress, cancel=cancel)
+                   progress=progress, cancel=cancel, look=str(spec.get("look", "plain")),
+                   workers=int(spec.get("workers", 1)))
         out[split] = {"count": int(spec["count"]), "seconds": round(time.perf_counter() - t0, 1)}
     return out
 
