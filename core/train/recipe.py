@@ -499,8 +499,18 @@ def stage_eval(recipe: Recipe, work: Workdir, out: Path, progress=None, cancel=N
     data = work.data("heldout")
     # Unset keys keep evaluate()'s defaults, the same as `tressel eval`'s.
     chosen = {k: settings[k] for k in ("count", "max_strands", "seed") if k in settings}
+    # Attribute accuracy (and portraits) only where the recipe asks: the first demo's card
+    # was written without them and its recipe still rebuilds it byte for byte.
+    chosen["attributes"] = bool(settings.get("attributes", False))
     result = evaluate(bundle, data, progress=progress, cancel=cancel, **chosen)
-    _write_json(work.root / "eval.json", eval_record(bundle, data, result))
+    record = eval_record(bundle, data, result)
+    if settings.get("portraits"):
+        from tressel.train.portraits import evaluate_portraits
+
+        seeds = tuple(int(v) for v in settings.get("portrait_seeds", (0, 1)))
+        record["portraits"] = evaluate_portraits(bundle, seeds, int(settings.get(
+            "max_strands", 1500)), progress=progress, cancel=cancel)
+    _write_json(work.root / "eval.json", record)
     _write_card(recipe, work, out)
     return {mode: {k: round(v, 4) for k, v in values.items() if k in ("chamfer_mm", "f1@10mm")}
             for mode, values in result.summary.items()}
