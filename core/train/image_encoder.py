@@ -48,16 +48,19 @@ class StyleProbe(nn.Module):
         return self.regress(feats), [head(feats) for head in self.classify]
 
 
-def augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Photometric jitter and a small random zoom/shift: real face crops vary in framing."""
+def augment(images: torch.Tensor, generator: torch.Generator, zoom: tuple[float, float] = (
+        0.85, 0.25), shift_range: float = 0.12) -> torch.Tensor:
+    """Photometric jitter and a small random zoom/shift: real face crops vary in framing.
+
+    The sampling grid's scale is `zoom[0] + zoom[1] * U(0, 1)` (below 1 zooms in)."""
     b, _, h, w = images.shape
     x = images.float()
     gain = 0.75 + 0.5 * torch.rand(b, 1, 1, 1, generator=generator)
     tint = 0.92 + 0.16 * torch.rand(b, 3, 1, 1, generator=generator)
     bias = 30 * (torch.rand(b, 1, 1, 1, generator=generator) - 0.5)
     x = x * gain * tint + bias
-    scale = 0.85 + 0.25 * torch.rand(b, generator=generator)
-    shift = 0.12 * (torch.rand(b, 2, generator=generator) - 0.5)
+    scale = zoom[0] + zoom[1] * torch.rand(b, generator=generator)
+    shift = shift_range * (torch.rand(b, 2, generator=generator) - 0.5)
     theta = torch.zeros(b, 2, 3)
     theta[:, 0, 0] = scale
     theta[:, 1, 1] = scale
@@ -174,7 +177,10 @@ def backbone_feature_bank(encoder, images: torch.Tensor, copies: int, seed: int,
         for start in range(0, len(images), batch_size):
             batch = images[start:start + batch_size]
             if copy_index:
-                batch = augment(batch, generator)
+                # Zoomed in further than the ViT's augmentation: in real photos the DiffLocks
+                # crop frames the head about a quarter larger than in Tressel's renders (the
+                # synthetic face is narrow for its height).
+                batch = augment(batch, generator, zoom=(0.72, 0.33), shift_range=0.16)
             maps.append(encoder.backbone_features(batch).half())
             done += len(batch)
             if progress is not None:
