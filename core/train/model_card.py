@@ -17,6 +17,12 @@ def _table(summary: dict[str, dict[str, float]]) -> list[str]:
     return lines
 
 
+def _encoder_kind(recipe: dict[str, Any]) -> str:
+    if recipe["image_encoder"]["config"].get("architecture"):
+        return "an ImageNet-pretrained CNN image encoder in place of DINOv2"
+    return "DINOv2-style image encoder"
+
+
 def _encoder_line(recipe: dict[str, Any]) -> str:
     config = recipe["image_encoder"]["config"]
     if config.get("architecture"):
@@ -96,8 +102,8 @@ def model_card(recipe: dict[str, Any], metrics: dict[str, Any], evaluation: dict
         ("**This is a demonstration model, not DiffLocks.** It was trained by Tressel's own "
         "training commands on Tressel's own procedural synthetic hair, so that `tressel "
         "generate` works on a fresh install with no download. It uses the DiffLocks "
-        "architecture (strand codec, HDiT scalp diffusion, rgb2material, DINOv2-style image "
-        "encoder) at a very small size; its grooms are plausible hair shapes, not faithful "
+        f"architecture (strand codec, HDiT scalp diffusion, rgb2material, {_encoder_kind(recipe)}) "
+        "at a very small size; its grooms are plausible hair shapes, not faithful "
         "reconstructions of a photo. For real results import the released DiffLocks weights "
         "(`tressel models import-difflocks`, under their own license)."),
         "",
