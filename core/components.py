@@ -36,8 +36,11 @@ def build_component(component: str, config: dict[str, Any]) -> nn.Module:
 
         return RGB2Material(RGB2MaterialConfig.from_dict(config))
     if component == "image_encoder":
+        from tressel.nn.cnn_encoder import CNNEncoderConfig, CNNImageEncoder, is_cnn_config
         from tressel.nn.image_encoder import DinoV2Config, build_vit
 
+        if is_cnn_config(config):
+            return CNNImageEncoder(CNNEncoderConfig.from_dict(config))
         return build_vit(DinoV2Config.from_dict(config))
     raise KeyError(f"unknown bundle component {component!r}")
 
@@ -58,7 +61,8 @@ def expected_shapes(
     The image encoder accepts two layouts: when `state_dict` is in the Meta/torch-hub layout,
     the Meta keys are expected, otherwise timm's.
     """
-    if component == "image_encoder" and state_dict is not None:
+    if component == "image_encoder" and state_dict is not None and not config.get(
+            "architecture"):
         from tressel.nn.image_encoder import DinoV2Config, is_meta_layout, meta_key_shapes
 
         if is_meta_layout(state_dict):
@@ -90,8 +94,13 @@ def load_component(
 
     what = what or component
     if component == "image_encoder":
+        from tressel.nn.cnn_encoder import CNNEncoderConfig, CNNImageEncoder, is_cnn_config
         from tressel.nn.image_encoder import DinoV2Config, ImageEncoder
 
+        if is_cnn_config(config):
+            cnn = CNNImageEncoder(CNNEncoderConfig.from_dict(config))
+            cnn.load_weights(state_dict, what)
+            return cnn.eval().to(device)
         encoder = ImageEncoder(DinoV2Config.from_dict(config))
         encoder.load_weights(state_dict, what)  # checks Meta or timm keys and shapes itself
         return encoder.eval().to(device)

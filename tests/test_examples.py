@@ -52,3 +52,24 @@ def test_render_groom_says_what_is_wrong_with_a_missing_layer(tmp_path):
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert "groom layer not found" in proc.stderr and "nope.usdc" in proc.stderr
     assert not (tmp_path / "nope.png").exists()
+
+
+PORTRAITS_SCRIPT = SCRIPT.parent / "portrait_grooms.py"
+
+
+def test_portrait_grooms_shows_every_available_portrait_beside_its_groom(tmp_path):
+    from tressel.random_bundle import make_random_bundle
+    from tressel.train.portraits import available_portraits
+
+    bundle = make_random_bundle(tmp_path / "tiny-random", "tiny")
+    png = tmp_path / "portraits.png"
+    proc = subprocess.run([sys.executable, str(PORTRAITS_SCRIPT), str(png), "--bundle",
+                           str(bundle.path), "--size", "64"],
+                          capture_output=True, text=True, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stderr
+    found = available_portraits()
+    assert f"{len(found)} portraits" in proc.stdout
+    image = np.round(load_image(png).rgb * 255).astype(np.uint8)
+    assert image.shape[1] == 3 * 64 and image.shape[0] > len(found) * 64
+    if "astronaut" in found:  # the first row starts with the astronaut's face crop
+        assert image[:64, :64].std() > 20

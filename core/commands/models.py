@@ -119,8 +119,12 @@ def run_info(args: argparse.Namespace) -> int:
               f"{bundle.texture_channels}, sigma_data {bundle.sigma_data}")
         print(f"diffusion:   widths {diffusion.get('widths')} depths {diffusion.get('depths')} "
               f"mapping {diffusion.get('mapping_width')}")
-        print(f"encoder:     ViT {encoder.get('embed_dim')}x{encoder.get('depth')} patch "
-              f"{encoder.get('patch_size')}, crop {bundle.crop_size} px")
+        if encoder.get("architecture"):
+            print(f"encoder:     {encoder['architecture']} (pretrained, frozen) + projection to "
+                  f"{encoder.get('embed_dim')}, crop {bundle.crop_size} px")
+        else:
+            print(f"encoder:     ViT {encoder.get('embed_dim')}x{encoder.get('depth')} patch "
+                  f"{encoder.get('patch_size')}, crop {bundle.crop_size} px")
         print(f"strands:     {codec.get('nr_verts_per_strand')} points, latent "
               f"{codec.get('latent_dim')}")
         print(f"scalp:       {m['scalp']['mesh']} (UV maps {bundle.uv_map_size})")

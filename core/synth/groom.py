@@ -189,8 +189,31 @@ def _tangents(points: np.ndarray) -> np.ndarray:
     return _normalize(tangents)
 
 
-def grow_groom(style: GroomStyle, num_strands: int, seed: int) -> Groom:
-    """Grow one groom of about `num_strands` strands for `style`, reproducibly from `seed`."""
+def clear_face(points: np.ndarray, bangs: np.ndarray | None = None) -> np.ndarray:
+    """Move points that hang in front of the face (below the brows) out to its sides.
+
+    Long hair in photographs frames the face instead of covering it; without this, strands
+    rooted near the front hairline fall straight down over the eyes. Bangs are left alone.
+    """
+    x, y, z = points[..., 0], points[..., 1], points[..., 2]
+    inside = (z > 0.0) & (y < BROW_Y + 0.005) & (y > 0.17) & (np.abs(x) < FACE_HALF_WIDTH)
+    if bangs is not None:
+        inside &= ~bangs.reshape(bangs.shape + (1,) * (inside.ndim - 1))
+    out = points.copy()
+    side = np.where(x >= 0, 1.0, -1.0)
+    out[..., 0] = np.where(inside, side * FACE_HALF_WIDTH, x)
+    return out
+
+
+FACE_HALF_WIDTH = 0.074
+
+
+def grow_groom(style: GroomStyle, num_strands: int, seed: int,
+               frame_face: bool = False) -> Groom:
+    """Grow one groom of about `num_strands` strands for `style`, reproducibly from `seed`.
+
+    `frame_face` keeps strands out of the face (see `clear_face`); the first demo's data was
+    grown without it."""
     rng = np.random.default_rng(seed)
     root_uv = sample_roots(rng, num_strands, style)
     pts = scalp_points(root_uv)
@@ -230,6 +253,8 @@ def grow_groom(style: GroomStyle, num_strands: int, seed: int) -> Groom:
         travelled += seg
         margin = np.minimum(rest, travelled * 0.6)
         step = push_out_of_head(step, margin)
+        if frame_face:
+            step = clear_face(step, bangs)
         direction = _normalize(step - p)
         p = step
         centre[:, i] = p
@@ -271,6 +296,8 @@ def grow_groom(style: GroomStyle, num_strands: int, seed: int) -> Groom:
     # Final pass: curls and frizz must not enter the head; roots stay on the scalp.
     travelled = np.linspace(0, 1, v)[None, :] * length[:, None]
     positions = push_out_of_head(positions, np.minimum(0.0008, travelled))
+    if frame_face:
+        positions = clear_face(positions, bangs)
     positions[:, 0] = pts.positions
     return Groom(positions.astype(np.float32), root_uv.astype(np.float32), style, seed)
 

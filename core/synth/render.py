@@ -48,12 +48,17 @@ class Camera:
         return np.stack([c * x + s * z, points[..., 1], -s * x + c * z], -1)
 
 
-def crop_camera(yaw_degrees: float = 0.0) -> Camera:
-    """The camera that frames the head like the DiffLocks crop (size 2.8x the face box)."""
+def crop_camera(yaw_degrees: float = 0.0, scale: float = 1.0,
+                shift: tuple[float, float] = (0.0, 0.0)) -> Camera:
+    """The camera that frames the head like the DiffLocks crop (size 2.8x the face box).
+
+    `scale` and `shift` (fractions of the frame, x right, y up) jitter the framing the way a
+    face detector's box varies between photos."""
     chin, forehead = np.array(LANDMARKS["chin"]), np.array(LANDMARKS["forehead"])
     left, right = np.array(LANDMARKS["cheek_l"]), np.array(LANDMARKS["cheek_r"])
-    size = max(left[0] - right[0], forehead[1] - chin[1]) * 2.8
-    center = np.array([0.0, 0.4 * forehead[1] + 0.6 * chin[1], 0.0])
+    size = max(left[0] - right[0], forehead[1] - chin[1]) * 2.8 * scale
+    center = np.array([size * shift[0], 0.4 * forehead[1] + 0.6 * chin[1] + size * shift[1],
+                       0.0])
     return Camera(center=center, frame_size=float(size), yaw_degrees=yaw_degrees)
 
 
@@ -68,7 +73,9 @@ def _ray_dirs(camera: Camera, size: int) -> tuple[np.ndarray, np.ndarray]:
     return origin, dirs
 
 
-def _render_head(camera: Camera, size: int, skin: np.ndarray, light: np.ndarray):
+def _render_head(camera: Camera, size: int, skin: np.ndarray, light: np.ndarray,
+                 clothing: np.ndarray | None = None, ambient: float = 0.25,
+                 light_color: np.ndarray | None = None):
     """Colour and depth (distance along the ray) of the head, in camera-rotated space."""
     origin, dirs = _ray_dirs(camera, size)
     depth = np.full((size, size), np.inf)
@@ -96,8 +103,13 @@ def _render_head(camera: Camera, size: int, skin: np.ndarray, light: np.ndarray)
         normal = (np.where(closer[..., None], p, center + axes) - center) / axes**2
         normal /= np.linalg.norm(normal, axis=-1, keepdims=True)
         albedo = skin if part.color == (1.0, 1.0, 1.0) else np.asarray(part.color)
+        if part.name == "shoulders" and clothing is not None:
+            albedo = clothing
         lambert = np.clip((normal * light).sum(-1), 0, 1)
-        shade = albedo * (0.25 + 0.75 * lambert)[..., None]
+        if light_color is None:
+            shade = albedo * (ambient + (1 - ambient) * lambert)[..., None]
+        else:
+            shade = albedo * (ambient + (1 - ambient) * lambert[..., None] * light_color)
         depth = np.where(closer, t, depth)
         color = np.where(closer[..., None], shade, color)
     return color, depth
@@ -106,15 +118,34 @@ def _render_head(camera: Camera, size: int, skin: np.ndarray, light: np.ndarray)
 def render_groom(positions: np.ndarray, melanin: float, redness: float,
                  root_darkness: tuple[float, float, float] = (0.0, 0.2, 0.0),
                  size: int = 256, yaw_degrees: float = 0.0, skin: tuple | None = None,
-                 background: tuple | None = None, supersample: int = 2) -> np.ndarray:
-    """Render strands [N,V,3] (metres) on the head; returns sRGB uint8 [size,size,3]."""
-    camera = crop_camera(yaw_degrees)
+                 background: tuple | np.ndarray | None = None, supersample: int = 2,
+                 lighting: dict | None = None, clothing: tuple | None = None,
+                 frame: dict | None = None, strand_albedo: np.ndarray | None = None
+                 ) -> np.ndarray:
+    """Render strands [N,V,3] (metres) on the head; returns sRGB uint8 [size,size,3].
+
+    The optional arguments vary the photograph: `background` is a colour or a linear-RGB image
+    [size,size,3]; `lighting` {"direction", "color", "ambient"}; `clothing` the shoulders'
+    colour; `frame` {"scale", "shift"} the framing jitter of `crop_camera`; `strand_albedo`
+    [N,3] a linear-RGB colour per strand (grey and white hair mix white strands in).
+    """
+    frame = frame or {}
+    camera = crop_camera(yaw_degrees, float(frame.get("scale", 1.0)),
+                         tuple(frame.get("shift", (0.0, 0.0))))
     hi = size * supersample
-    light = np.array([-0.35, 0.55, 0.75])
+    lighting = lighting or {}
+    light = np.asarray(lighting.get("direction", (-0.35, 0.55, 0.75)), np.float64)
     light /= np.linalg.norm(light)
+    light_color = lighting.get("color")
+    light_color = None if light_color is None else np.asarray(light_color, np.float64)
+    ambient = float(lighting.get("ambient", 0.25))
     skin_rgb = np.asarray(skin if skin is not None else (0.62, 0.42, 0.32))
-    color, depth = _render_head(camera, hi, skin_rgb, light)
-    bg = np.asarray(background if background is not None else (0.55, 0.58, 0.62))
+    color, depth = _render_head(camera, hi, skin_rgb, light,
+                                None if clothing is None else np.asarray(clothing), ambient,
+                                light_color)
+    bg = np.asarray(background if background is not None else (0.55, 0.58, 0.62), np.float64)
+    if bg.ndim == 3:  # an image at the output size: repeat to the supersampled grid
+        bg = np.repeat(np.repeat(bg, supersample, axis=0), supersample, axis=1)
     color = np.where(np.isinf(depth)[..., None], bg, color)
 
     pts = np.asarray(positions, np.float64)
@@ -127,6 +158,7 @@ def render_groom(positions: np.ndarray, melanin: float, redness: float,
         samples = np.concatenate([pts[:, :-1], mids], 1).reshape(-1, 3)
         tangents = np.concatenate([tangent, tangent], 1).reshape(-1, 3)
         along = np.concatenate([along, along], 1).reshape(-1)
+        strand_id = np.repeat(np.arange(len(pts)), 2 * (pts.shape[1] - 1))
         rotated = camera.rotate(samples)
         tangents = camera.rotate(tangents)
         origin = camera.center + np.array([0.0, 0.0, camera.distance])
@@ -139,21 +171,28 @@ def render_groom(positions: np.ndarray, melanin: float, redness: float,
         ix, iy = np.floor(px).astype(np.int64), np.floor(py).astype(np.int64)
         ok = (ix >= 0) & (ix < hi) & (iy >= 0) & (iy < hi)
         ix, iy, dist, tangents, along = ix[ok], iy[ok], dist[ok], tangents[ok], along[ok]
+        strand_id = strand_id[ok]
         pix = iy * hi + ix
         visible = dist < depth.reshape(-1)[pix]
         pix, dist, tangents, along = pix[visible], dist[visible], tangents[visible], along[visible]
+        strand_id = strand_id[visible]
         order = np.lexsort((dist, pix))
         first = np.ones(len(order), bool)
         first[1:] = pix[order][1:] != pix[order][:-1]
         win = order[first]
         view = -_normalize_rows(rotated[ok][visible][win] - origin)
         shade = _kajiya_kay(tangents[win], light, view)
-        albedo = hair_albedo(melanin, redness)
+        if strand_albedo is None:
+            albedo = hair_albedo(melanin, redness)[None]
+        else:
+            albedo = np.asarray(strand_albedo, np.float64)[strand_id[win]]
         start, end, strength = root_darkness
         ramp = np.clip((along[win] - start) / max(end - start, 1e-3), 0, 1)
         dark = 1 - strength * 0.8 * (1 - ramp)
-        rgb = albedo[None] * (shade[0] * dark)[:, None] + 0.12 * shade[1][:, None] * (
-            0.6 + 0.4 * albedo[None])
+        rgb = albedo * (shade[0] * dark)[:, None] + 0.12 * shade[1][:, None] * (
+            0.6 + 0.4 * albedo)
+        if light_color is not None:
+            rgb = rgb * (ambient + (1 - ambient) * light_color[None])
         flat = color.reshape(-1, 3)
         flat[pix[win]] = rgb
         color = flat.reshape(hi, hi, 3)

@@ -36,7 +36,11 @@ def train_diffusion(textures: torch.Tensor, cls_tokens: torch.Tensor, patch_maps
                     config: dict, optim: OptimConfig, noise: NoiseConfig, out_dir: Path,
                     seed: int, resume: bool = False, progress=None, cancel=None
                     ) -> tuple[HDiT, dict]:
-    """Train on textures [M,C,S,S] with image features; returns the EMA inner model."""
+    """Train on textures [M,C,S,S] with image features; returns the EMA inner model.
+
+    Features are [M,...], or [K,M,...] for K feature versions of each sample (the render and
+    augmented copies): each training sample then takes one version at random.
+    """
     torch.manual_seed(seed)
     model_config = HDiTConfig.from_dict(config)
     inner = HDiT(model_config)
@@ -49,8 +53,12 @@ def train_diffusion(textures: torch.Tensor, cls_tokens: torch.Tensor, patch_maps
                                                                      generator=generator)
         sigma = log_sigma.exp().clamp(noise.sigma_min, noise.sigma_max)
         eps = torch.randn(x.shape, generator=generator)
-        losses = model.loss(x, eps, sigma, cls_tokens[idx].float(), patch_maps[idx].float(),
-                            generator=generator)
+        if cls_tokens.ndim == 3:  # a feature bank: one version per sample
+            which = torch.randint(0, len(cls_tokens), (len(idx),), generator=generator)
+            cls, patch = cls_tokens[which, idx].float(), patch_maps[which, idx].float()
+        else:
+            cls, patch = cls_tokens[idx].float(), patch_maps[idx].float()
+        losses = model.loss(x, eps, sigma, cls, patch, generator=generator)
         return {"loss": losses.mean()}
 
     # Mapping-network parameters learn at a third of the rate, as in DiffLocks (SPEC §7.3).
@@ -73,8 +81,13 @@ def train_diffusion(textures: torch.Tensor, cls_tokens: torch.Tensor, patch_maps
 def train_rgb2material(patch_maps: torch.Tensor, material_raw: torch.Tensor, config: dict,
                        optim: OptimConfig, out_dir: Path, seed: int, resume: bool = False,
                        progress=None, cancel=None) -> tuple[RGB2Material, dict]:
-    """Fit rgb2material to the grooms' melanin, redness and root darkness (SPEC §11)."""
+    """Fit rgb2material to the grooms' melanin, redness and root darkness (SPEC §11).
+
+    `patch_maps` is [M,D,h,w], or a bank [K,M,D,h,w] of K versions (one drawn per sample)."""
     torch.manual_seed(seed)
+    bank = patch_maps if patch_maps.ndim == 5 else None
+    if bank is not None:
+        patch_maps = bank[0]
     model = RGB2Material(RGB2MaterialConfig.from_dict(config))
     weight = torch.zeros(material_raw.shape[1])
     weight[list(MATERIAL_CHANNELS.values())] = 1.0  # the other channels are untrained (§11)
@@ -82,7 +95,11 @@ def train_rgb2material(patch_maps: torch.Tensor, material_raw: torch.Tensor, con
 
     def loss_fn(m: RGB2Material, step: int, generator: torch.Generator):
         idx = held + sample_indices(len(patch_maps) - held, optim.batch_size, generator)
-        pred = m(patch_maps[idx].float())
+        if bank is not None:
+            which = torch.randint(0, len(bank), (len(idx),), generator=generator)
+            pred = m(bank[which, idx].float())
+        else:
+            pred = m(patch_maps[idx].float())
         return {"loss": (((pred - material_raw[idx]) ** 2) * weight).sum(1).mean()}
 
     state = train_loop("rgb2material", model, loss_fn, optim, out_dir, seed, resume=resume,

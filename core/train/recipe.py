@@ -154,21 +154,35 @@ def codec_config(recipe: Recipe, work: Workdir) -> dict:
 
 
 def image_encoder_config(recipe: Recipe) -> dict:
+    """The bundle's image encoder config: a DINOv2 ViT, or a pretrained CNN when the recipe's
+    `image_encoder.config` names an `architecture` (tressel.nn.cnn_encoder)."""
+    from tressel.nn.cnn_encoder import CNNEncoderConfig, is_cnn_config
     from tressel.nn.image_encoder import DinoV2Config
 
     config = recipe.get("image_encoder")["config"]
     config["img_size"] = int(recipe.raw["crop_size"])
+    if is_cnn_config(config):
+        return CNNEncoderConfig.from_dict(config).to_dict()
     return DinoV2Config.from_dict(config).to_dict()
+
+
+def encoder_feature_shape(recipe: Recipe) -> tuple[int, int]:
+    """(feature channels, grid side) of the recipe's image encoder at its crop size."""
+    from tressel.nn.cnn_encoder import CNNEncoderConfig, is_cnn_config
+    from tressel.nn.image_encoder import DinoV2Config
+
+    config = image_encoder_config(recipe)
+    parsed = (CNNEncoderConfig.from_dict(config) if is_cnn_config(config)
+              else DinoV2Config.from_dict(config))
+    return parsed.embed_dim, parsed.grid_size
 
 
 def diffusion_config(recipe: Recipe, work: Workdir) -> dict:
     from tressel.difflocks_import import OFFICIAL_DIFFUSION_CONFIG
-    from tressel.nn.image_encoder import DinoV2Config
 
-    encoder = DinoV2Config.from_dict(image_encoder_config(recipe))
+    embed_dim, grid = encoder_feature_shape(recipe)
     latent_dim = int(codec_config(recipe, work)["latent_dim"])
     size = int(recipe.raw["texture_size"])
-    grid = encoder.grid_size
     config = copy.deepcopy(OFFICIAL_DIFFUSION_CONFIG)
     user = recipe.get("diffusion")["config"]
     cross_dim = int(user.pop("cross_condition_dim", 64))
@@ -178,8 +192,8 @@ def diffusion_config(recipe: Recipe, work: Workdir) -> dict:
         input_channels=latent_dim + 1, input_size=[size, size],
         sigma_data=float(recipe.raw.get("sigma_data", 0.3)),
         rgb_condition={
-            "global_condition_shape": [1, encoder.embed_dim],
-            "local_condition_shapes": [{"shape": [1, encoder.embed_dim, grid, grid]}] * 3,
+            "global_condition_shape": [1, embed_dim],
+            "local_condition_shapes": [{"shape": [1, embed_dim, grid, grid]}] * 3,
             "cross_condition_dim": [cross_dim] * 3,
             "self_attn": [False] + [True] * (levels - 1),
         })
@@ -198,7 +212,8 @@ def stage_data(recipe: Recipe, work: Workdir, progress=None, cancel=None) -> dic
         t0 = time.perf_counter()
         synthesize(work.data(split), int(spec["count"]), int(spec.get("seed", 0)),
                    int(spec.get("strands", 4096)), int(spec.get("image_size", 224)),
-                   progress=progress, cancel=cancel)
+                   progress=progress, cancel=cancel, look=str(spec.get("look", "plain")),
+                   workers=int(spec.get("workers", 1)))
         out[split] = {"count": int(spec["count"]), "seconds": round(time.perf_counter() - t0, 1)}
     return out
 
@@ -244,25 +259,60 @@ def stage_strand_codec(recipe: Recipe, work: Workdir, resume: bool = False, prog
 def stage_image_encoder(recipe: Recipe, work: Workdir, resume: bool = False, progress=None,
                         cancel=None) -> dict:
     import torch
+    from tressel.nn.cnn_encoder import (
+        CNNEncoderConfig,
+        CNNImageEncoder,
+        is_cnn_config,
+        pretrained_encoder,
+    )
     from tressel.nn.image_encoder import DinoV2Config, ImageEncoder
     from tressel.train.common import OptimConfig
     from tressel.train.data import load_render_set
-    from tressel.train.image_encoder import encode_renders, train_image_encoder
+    from tressel.train.image_encoder import (
+        backbone_feature_bank,
+        encode_renders,
+        project_bank,
+        train_cnn_projection,
+        train_image_encoder,
+    )
 
     _setup(recipe, "image-encoder")
     section = recipe.get("image_encoder")
     folder = work.stage("image-encoder")
-    config = DinoV2Config.from_dict(image_encoder_config(recipe))
+    config_dict = image_encoder_config(recipe)
     renders = load_render_set(work.data("train"))
-    if (folder / "final.safetensors").is_file():
-        encoder = ImageEncoder(config)
+    optim = OptimConfig.from_dict(section["train"])
+    seed = recipe.stage_seed("image-encoder")
+    if is_cnn_config(config_dict):
+        config = CNNEncoderConfig.from_dict(config_dict)
+        copies = int(section.get("augment_copies", 2))
+        if (folder / "final.safetensors").is_file():
+            encoder = CNNImageEncoder(config)
+            encoder.load_weights(_load_safetensors(folder / "final.safetensors"))
+            metrics = json.loads((folder / "metrics.json").read_text())
+            images = torch.from_numpy(renders.images).permute(0, 3, 1, 2).contiguous()
+            bank = backbone_feature_bank(encoder, images, copies, seed, progress=progress)
+        else:
+            encoder, metrics, bank = train_cnn_projection(
+                renders, pretrained_encoder(config), optim, folder, seed, copies, resume,
+                progress, cancel)
+            _save_safetensors(folder / "final.safetensors", encoder.state_dict())
+            _write_json(folder / "metrics.json", metrics)
+        # Features of the renders and of their augmented copies: the diffusion model and
+        # rgb2material train on all of them, so that they do not rely on render-exact features.
+        cls_bank, patch_bank = project_bank(encoder.eval(), bank)
+        torch.save({"cls": cls_bank[0], "patch": patch_bank[0], "cls_bank": cls_bank,
+                    "patch_bank": patch_bank,
+                    "material_raw": torch.from_numpy(renders.material_raw)},
+                    folder / "features.pt")
+        return metrics
+    elif (folder / "final.safetensors").is_file():
+        encoder = ImageEncoder(DinoV2Config.from_dict(config_dict))
         encoder.load_weights(_load_safetensors(folder / "final.safetensors"))
         metrics = json.loads((folder / "metrics.json").read_text())
     else:
-        encoder, metrics = train_image_encoder(renders, config,
-                                               OptimConfig.from_dict(section["train"]), folder,
-                                               recipe.stage_seed("image-encoder"), resume,
-                                               progress, cancel)
+        encoder, metrics = train_image_encoder(renders, DinoV2Config.from_dict(config_dict),
+                                               optim, folder, seed, resume, progress, cancel)
         _save_safetensors(folder / "final.safetensors", encoder.vit.state_dict())
         _write_json(folder / "metrics.json", metrics)
     encoder.eval()
@@ -318,7 +368,8 @@ def stage_rgb2material(recipe: Recipe, work: Workdir, resume: bool = False, prog
     feats = _features(work)
     config = dict(section["config"])
     config["input_dim"] = int(feats["patch"].shape[1])
-    model, metrics = train_rgb2material(feats["patch"], feats["material_raw"], config,
+    model, metrics = train_rgb2material(feats.get("patch_bank", feats["patch"]),
+                                        feats["material_raw"], config,
                                         OptimConfig.from_dict(section["train"]), folder,
                                         recipe.stage_seed("rgb2material"), resume, progress,
                                         cancel)
@@ -343,7 +394,8 @@ def stage_diffusion(recipe: Recipe, work: Workdir, resume: bool = False, progres
         raise ConfigError(f"{path} is missing: run `tressel train textures` first")
     textures = torch.load(path, weights_only=True)
     config = diffusion_config(recipe, work)
-    model, metrics = train_diffusion(textures, feats["cls"], feats["patch"], config,
+    model, metrics = train_diffusion(textures, feats.get("cls_bank", feats["cls"]),
+                                     feats.get("patch_bank", feats["patch"]), config,
                                      OptimConfig.from_dict(section["train"]),
                                      NoiseConfig(**section.get("noise", {})), folder,
                                      recipe.stage_seed("diffusion"), resume, progress, cancel)
@@ -447,8 +499,18 @@ def stage_eval(recipe: Recipe, work: Workdir, out: Path, progress=None, cancel=N
     data = work.data("heldout")
     # Unset keys keep evaluate()'s defaults, the same as `tressel eval`'s.
     chosen = {k: settings[k] for k in ("count", "max_strands", "seed") if k in settings}
+    # Attribute accuracy (and portraits) only where the recipe asks: the first demo's card
+    # was written without them and its recipe still rebuilds it byte for byte.
+    chosen["attributes"] = bool(settings.get("attributes", False))
     result = evaluate(bundle, data, progress=progress, cancel=cancel, **chosen)
-    _write_json(work.root / "eval.json", eval_record(bundle, data, result))
+    record = eval_record(bundle, data, result)
+    if settings.get("portraits"):
+        from tressel.train.portraits import evaluate_portraits
+
+        seeds = tuple(int(v) for v in settings.get("portrait_seeds", (0, 1)))
+        record["portraits"] = evaluate_portraits(bundle, seeds, int(settings.get(
+            "max_strands", 1500)), progress=progress, cancel=cancel)
+    _write_json(work.root / "eval.json", record)
     _write_card(recipe, work, out)
     return {mode: {k: round(v, 4) for k, v in values.items() if k in ("chamfer_mm", "f1@10mm")}
             for mode, values in result.summary.items()}
