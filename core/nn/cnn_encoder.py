@@ -14,13 +14,14 @@ rgb2material condition on it exactly as on DINOv2. A bundle says which encoder i
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 from tressel.errors import BundleError, ConfigError
+from tressel.nn.image_encoder import split_encoder_config
 
 log = logging.getLogger(__name__)
 
@@ -63,12 +64,7 @@ class CNNEncoderConfig:
 
     @classmethod
     def from_dict(cls, config: dict[str, Any]) -> CNNEncoderConfig:
-        names = {f.name for f in fields(cls)} - {"extra"}
-        known = {k: v for k, v in config.items() if k in names}
-        for key in ("normalize_mean", "normalize_std"):
-            if key in known:
-                known[key] = tuple(float(v) for v in known[key])
-        extra = {k: v for k, v in config.items() if k not in names}
+        known, extra = split_encoder_config(cls, config)
         result = cls(**known, extra=extra)
         if result.architecture not in CNN_ARCHITECTURES:
             raise ConfigError(f"image encoder architecture {result.architecture!r} is not "

@@ -27,6 +27,18 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
+def split_encoder_config(cls: type, config: dict[str, Any]) -> tuple[dict[str, Any],
+                                                                   dict[str, Any]]:
+    """An encoder config's (fields of `cls`, everything else for `extra`); normalisation
+    constants become tuples, as a JSON manifest gives them as lists."""
+    names = {f.name for f in fields(cls)} - {"extra"}
+    known = {k: v for k, v in config.items() if k in names}
+    for key in ("normalize_mean", "normalize_std"):
+        if key in known:
+            known[key] = tuple(float(v) for v in known[key])
+    return known, {k: v for k, v in config.items() if k not in names}
+
+
 @dataclass(frozen=True)
 class DinoV2Config:
     """Architecture of a DINOv2-with-registers ViT; defaults are ViT-L/14-reg4 (DiffLocks)."""
@@ -57,12 +69,7 @@ class DinoV2Config:
     @classmethod
     def from_dict(cls, config: dict[str, Any]) -> DinoV2Config:
         """Build from a bundle manifest or a conformance case config; checks what timm can run."""
-        names = {f.name for f in fields(cls)} - {"extra"}
-        known = {k: v for k, v in config.items() if k in names}
-        for key in ("normalize_mean", "normalize_std"):
-            if key in known:
-                known[key] = tuple(float(v) for v in known[key])
-        extra = {k: v for k, v in config.items() if k not in names}
+        known, extra = split_encoder_config(cls, config)
         checks = {
             "ffn_layer": ("mlp",),
             "mlp_activation": ("gelu_exact", "gelu"),
