@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -86,15 +88,8 @@ def load_image(
         label = name or "uploaded image"
         _check_byte_size(len(data), label, limits)
         digest = hashlib.sha256(data).hexdigest()
-        # The OIIO Python bindings expose no in-memory IOProxy, so bytes go through a private
-        # temp file; OIIO recognises the format from the content, not the (absent) extension.
-        fd, tmp_name = tempfile.mkstemp(prefix="tressel_upload_")
-        try:
-            with os.fdopen(fd, "wb") as tmp:
-                tmp.write(data)
-            return _decode(Path(tmp_name), label, digest, limits)
-        finally:
-            Path(tmp_name).unlink(missing_ok=True)
+        with _staged(data) as path:
+            return _decode(path, label, digest, limits)
 
     path = Path(source)
     label = name or str(path)
@@ -123,11 +118,8 @@ def check_image(
     label = name or "uploaded image"
     _check_byte_size(len(data), label, limits)
     digest = hashlib.sha256(data).hexdigest()
-    fd, tmp_name = tempfile.mkstemp(prefix="tressel_upload_")
-    try:
-        with os.fdopen(fd, "wb") as tmp:
-            tmp.write(data)
-        image_input, spec, file_format, channels = _open_checked(Path(tmp_name), label, limits)
+    with _staged(data) as path:
+        image_input, spec, file_format, channels = _open_checked(path, label, limits)
         try:
             read_type = _read_type(str(spec.format))
             first, last = min(channels), max(channels)
@@ -139,9 +131,23 @@ def check_image(
                 del rows
         finally:
             image_input.close()
+    return ImageInfo(digest, label, file_format, int(spec.width), int(spec.height))
+
+
+@contextlib.contextmanager
+def _staged(data: bytes) -> Iterator[Path]:
+    """`data` as a private temp file for the length of the block.
+
+    The OIIO Python bindings expose no in-memory IOProxy, so uploaded bytes go through a file;
+    OIIO recognises the format from the content, not the (absent) extension.
+    """
+    fd, tmp_name = tempfile.mkstemp(prefix="tressel_upload_")
+    try:
+        with os.fdopen(fd, "wb") as tmp:
+            tmp.write(data)
+        yield Path(tmp_name)
     finally:
         Path(tmp_name).unlink(missing_ok=True)
-    return ImageInfo(digest, label, file_format, int(spec.width), int(spec.height))
 
 
 def _check_byte_size(size: int, label: str, limits: ImageLimits) -> None:

@@ -14,14 +14,14 @@ rgb2material condition on it exactly as on DINOv2. A bundle says which encoder i
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 from tressel.errors import BundleError, ConfigError
-from tressel.nn.image_encoder import split_encoder_config
+from tressel.nn.image_encoder import join_encoder_config, split_encoder_config
 
 log = logging.getLogger(__name__)
 
@@ -75,11 +75,7 @@ class CNNEncoderConfig:
         return result
 
     def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        extra = out.pop("extra")
-        out["normalize_mean"] = list(out["normalize_mean"])
-        out["normalize_std"] = list(out["normalize_std"])
-        return {**extra, **out}
+        return join_encoder_config(self)
 
 
 def build_backbone(architecture: str) -> nn.Module:

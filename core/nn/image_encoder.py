@@ -27,6 +27,16 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
+def join_encoder_config(config: Any) -> dict[str, Any]:
+    """The manifest form of an encoder config dataclass: its fields (lists for JSON) over
+    whatever `extra` it carried in."""
+    out = asdict(config)
+    extra = out.pop("extra")
+    out["normalize_mean"] = list(out["normalize_mean"])
+    out["normalize_std"] = list(out["normalize_std"])
+    return {**extra, **out}
+
+
 def split_encoder_config(cls: type, config: dict[str, Any]) -> tuple[dict[str, Any],
                                                                    dict[str, Any]]:
     """An encoder config's (fields of `cls`, everything else for `extra`); normalisation
@@ -95,11 +105,7 @@ class DinoV2Config:
         return result
 
     def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        extra = out.pop("extra")
-        out["normalize_mean"] = list(out["normalize_mean"])
-        out["normalize_std"] = list(out["normalize_std"])
-        return {**extra, **out}
+        return join_encoder_config(self)
 
 
 DINOV2_VITL14_REG4 = DinoV2Config()

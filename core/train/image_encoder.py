@@ -48,6 +48,16 @@ class StyleProbe(nn.Module):
         return self.regress(feats), [head(feats) for head in self.classify]
 
 
+
+def probe_loss(pred: torch.Tensor, logits: list[torch.Tensor], targets: torch.Tensor,
+               cats: torch.Tensor) -> dict[str, torch.Tensor]:
+    """A style probe's loss: smooth L1 on the continuous attributes plus half the summed
+    cross-entropy of the categorical ones."""
+    regression = F.smooth_l1_loss(pred, targets)
+    classification = sum(F.cross_entropy(lg, cats[:, i]) for i, lg in enumerate(logits))
+    return {"loss": regression + 0.5 * classification, "regression": regression,
+            "classification": classification}
+
 def augment(images: torch.Tensor, generator: torch.Generator, zoom: tuple[float, float] = (
         0.85, 0.25), shift_range: float = 0.12) -> torch.Tensor:
     """Photometric jitter and a small random zoom/shift: real face crops vary in framing.
@@ -89,11 +99,7 @@ def train_image_encoder(renders: RenderSet, config: DinoV2Config, optim: OptimCo
         if batch.shape[-1] != size:
             batch = F.interpolate(batch.float(), size=(size, size), mode="bilinear",
                                   antialias=True).round().clamp(0, 255).to(torch.uint8)
-        pred, logits = model(batch)
-        regression = F.smooth_l1_loss(pred, targets[idx])
-        classification = sum(F.cross_entropy(lg, cats[idx, i]) for i, lg in enumerate(logits))
-        return {"loss": regression + 0.5 * classification, "regression": regression,
-                "classification": classification}
+        return probe_loss(*model(batch), targets[idx], cats[idx])
 
     state: TrainState = train_loop("image-encoder", probe, loss_fn, optim, out_dir, seed,
                                    resume=resume, progress=progress, cancel=cancel)
@@ -214,11 +220,7 @@ def train_cnn_projection(renders: RenderSet, encoder, optim: OptimConfig, out_di
         which = torch.randint(0, copies + 1, (len(idx),), generator=generator)
         feats = bank[which, idx].float()
         keep = (torch.rand(feats.shape[:2], generator=generator) > 0.2).float()[..., None, None]
-        pred, logits = model(feats * keep / 0.8)
-        regression = F.smooth_l1_loss(pred, targets[idx])
-        classification = sum(F.cross_entropy(lg, cats[idx, i]) for i, lg in enumerate(logits))
-        return {"loss": regression + 0.5 * classification, "regression": regression,
-                "classification": classification}
+        return probe_loss(*model(feats * keep / 0.8), targets[idx], cats[idx])
 
     state: TrainState = train_loop("image-encoder", probe, loss_fn, optim, out_dir, seed,
                                    resume=resume, progress=progress, cancel=cancel)
