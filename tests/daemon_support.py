@@ -276,3 +276,28 @@ def stop_detached(state_dir: Path, strict: bool = False) -> None:
             os.kill(endpoint.pid, signal.SIGKILL)
         if strict:
             raise
+
+
+def connect_concurrently(state_dir: Path, clients: int, start_timeout: float) -> list[Client]:
+    """`clients` threads each `connect(autostart=True)` on an empty state folder at once; their
+    clients (every thread must succeed)."""
+    from tressel.client import connect
+
+    results: list[Client] = []
+    errors: list[BaseException] = []
+
+    def go() -> None:
+        try:
+            results.append(connect(state_dir, autostart=True,
+                                   daemon_command=[PYTHON, "-m", "tressel.daemon"],
+                                   start_timeout=start_timeout))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=go) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(start_timeout + 30)
+    assert not errors, errors
+    return results

@@ -8,13 +8,13 @@ import io
 import os
 import socket
 import subprocess
-import threading
 
 import pytest
 from daemon_support import (
     PYTHON,
     REPO,
     Daemon,
+    connect_concurrently,
     stop_detached,
     write_png,
 )
@@ -91,22 +91,7 @@ def test_start_daemon_reports_a_daemon_that_dies_at_start(tmp_path):
 def test_autostart_starts_one_detached_daemon_and_reuses_it(tmp_path, daemon_env):
     state = tmp_path / "state"
     try:
-        results: list[Client] = []
-        errors: list[BaseException] = []
-
-        def go() -> None:
-            try:
-                results.append(connect(state, autostart=True, daemon_command=DAEMON_COMMAND,
-                                       start_timeout=60))
-            except BaseException as exc:  # noqa: BLE001 - reported below
-                errors.append(exc)
-
-        threads = [threading.Thread(target=go) for _ in range(3)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(90)
-        assert not errors, errors
+        results = connect_concurrently(state, 3, start_timeout=60)
         pids = {c.health()["pid"] for c in results}
         assert len(pids) == 1  # three racing callers, one daemon
         pid = pids.pop()

@@ -26,6 +26,7 @@ from daemon_support import (
     PYTHON,
     REPO,
     Daemon,
+    connect_concurrently,
     stop_detached,
     wait_for,
     write_png,
@@ -196,22 +197,7 @@ def test_concurrent_autostart_uses_the_winner(tmp_path, daemon_env, monkeypatch)
     monkeypatch.setenv("TRESSEL_TEST_ENGINE_LOAD_S", "1.0")
     state = tmp_path / "state"
     try:
-        results: list[Client] = []
-        errors: list[BaseException] = []
-
-        def go() -> None:
-            try:
-                results.append(connect(state, autostart=True, daemon_command=DAEMON_COMMAND,
-                                       start_timeout=90))
-            except BaseException as exc:  # noqa: BLE001 - reported below
-                errors.append(exc)
-
-        threads = [threading.Thread(target=go) for _ in range(4)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(120)
-        assert not errors, errors
+        results = connect_concurrently(state, 4, start_timeout=90)
         assert len({c.health()["pid"] for c in results}) == 1
     finally:
         stop_detached(state)
