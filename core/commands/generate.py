@@ -107,8 +107,10 @@ def run(args: argparse.Namespace) -> int:
     # Everything that can be checked without the model is checked before torch is imported
     # (seconds): a typo should fail at once.
     from tressel.bundles import default_bundle
+    from tressel.cpu_threads import fixed_threads
 
     check_inputs(args.images)
+    fixed_threads()  # a bad $TRESSEL_THREADS fails here, not after the model loaded
     grooms = output_paths(args.images, args.output)
     for folder in dict.fromkeys(g.parent for g in grooms):
         check_output_folder(folder)
@@ -138,13 +140,23 @@ def run(args: argparse.Namespace) -> int:
 
 def generate_one(image: Path, groom: Path, bundle: Any, params: Any,
                  args: argparse.Namespace) -> None:
+    from contextlib import nullcontext
+
+    from tressel.cpu_threads import choose_threads, torch_threads
     from tressel.outputs import job_request, write_job_outputs
-    from tressel.pipeline import run_generate
+    from tressel.pipeline import resolve_device, run_generate
     from tressel.progress import TqdmProgress
 
+    threads: Any = nullcontext()
+    if resolve_device(params.device).type == "cpu":
+        # Chosen per image: a DCC may have started (or stopped) work since the last one.
+        choice = choose_threads()
+        log.info("%s: %s", image.name, choice.describe())
+        threads = torch_threads(choice.threads)
     progress = TqdmProgress(image.name, enabled=not args.no_progress)
     try:
-        result = run_generate(image, bundle, params, progress=progress)
+        with threads:
+            result = run_generate(image, bundle, params, progress=progress)
     finally:
         progress.close()
     options = OutputOptions(write=write_options(args), npz=args.npz, alembic=args.alembic)
