@@ -303,9 +303,8 @@ def test_a_second_cpu_job_does_not_count_on_the_first_jobs_threads(monkeypatch,
                          device="cpu", output_path=Path("o"), temp_path=Path("t"),
                          announce=announced.append)
 
-    with engine._cpu_threads(job("first")):
-        with engine._cpu_threads(job("second")):
-            pass
+    with engine._cpu_threads(job("first")), engine._cpu_threads(job("second")):
+        pass
     with engine._cpu_threads(job("third")):
         pass
     threads = [a["cpu_threads"]["threads"] for a in announced]
