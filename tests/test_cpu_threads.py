@@ -310,3 +310,27 @@ def test_a_second_cpu_job_does_not_count_on_the_first_jobs_threads(monkeypatch,
     threads = [a["cpu_threads"]["threads"] for a in announced]
     reserved = [a["cpu_threads"]["reserved"] for a in announced]
     assert threads == [4, 1, 4] and reserved == [0, 4, 0]
+
+
+def test_a_bad_tressel_threads_fails_generate_before_torch(tmp_path):
+    import json
+    import os
+    import subprocess
+
+    from daemon_support import PYTHON, write_png
+
+    image = write_png(tmp_path / "face.png")
+    probe = ("import contextlib, io, json, sys\n"
+             "from tressel.cli import main\n"
+             "err = io.StringIO()\n"
+             "with contextlib.redirect_stderr(err):\n"
+             f"    code = main(['generate', {str(image)!r}, '-o', {str(tmp_path / 'g.usdc')!r}])\n"
+             "print(json.dumps({'code': code, 'err': err.getvalue(),\n"
+             "                  'torch': 'torch' in sys.modules}))\n")
+    env = {**os.environ, "TRESSEL_THREADS": "many", "TRESSEL_MODELS_DIR": str(tmp_path / "m")}
+    result = subprocess.run([PYTHON, "-c", probe], env=env, capture_output=True, text=True,
+                            timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    outcome = json.loads(result.stdout)
+    assert outcome["code"] == 1 and not outcome["torch"], outcome
+    assert "TRESSEL_THREADS='many' is not a thread count" in outcome["err"], outcome
