@@ -334,3 +334,12 @@ def test_a_bad_tressel_threads_fails_generate_before_torch(tmp_path):
     outcome = json.loads(result.stdout)
     assert outcome["code"] == 1 and not outcome["torch"], outcome
     assert "TRESSEL_THREADS='many' is not a thread count" in outcome["err"], outcome
+
+
+def test_daemon_start_refuses_a_bad_thread_setting_before_starting(tmp_path, capsys):
+    from tressel.cli import main
+
+    code = main(["daemon", "start", "--threads", "zero", "--state-dir", str(tmp_path / "s")])
+    assert code == 1
+    assert "--threads='zero' is not a thread count" in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()  # nothing was started or created

@@ -104,6 +104,9 @@ def _running_client(state_dir: Path):  # -> Client | None
 
 
 def run_start(args: argparse.Namespace) -> int:
+    from tressel.cpu_threads import fixed_threads
+
+    fixed_threads(args.threads)  # a bad --threads or $TRESSEL_THREADS: say so before starting
     state_dir = _state_dir(args)
     running = _running_client(state_dir)
     if running is not None:

@@ -312,7 +312,6 @@ class PipelineEngine:
                  time.perf_counter() - written)
         progress("write", 1, 1)
 
-
     @contextmanager
     def _cpu_threads(self, job: EngineJob) -> Iterator[None]:
         """Run a CPU job with the threads `tressel.cpu_threads` chooses at its start (the cores
