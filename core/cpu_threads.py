@@ -251,3 +251,19 @@ def torch_threads(count: int) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(previous)
+
+
+@contextmanager
+def cpu_job_threads(device: str, label: str,
+                    setting: str | None = None) -> Iterator[ThreadChoice | None]:
+    """For a job about to run on `device` ("auto", "cpu", "cuda:0"...): on the CPU, choose its
+    threads now, log the choice under `label` and run the block with them; else do nothing."""
+    from tressel.pipeline import resolve_device
+
+    if resolve_device(device).type != "cpu":
+        yield None
+        return
+    choice = choose_threads(setting)
+    log.info("%s: %s", label, choice.describe())
+    with torch_threads(choice.threads):
+        yield choice

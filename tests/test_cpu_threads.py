@@ -343,3 +343,22 @@ def test_daemon_start_refuses_a_bad_thread_setting_before_starting(tmp_path, cap
     assert code == 1
     assert "--threads='zero' is not a thread count" in capsys.readouterr().err
     assert not (tmp_path / "s").exists()  # nothing was started or created
+
+
+def test_cli_and_batch_jobs_run_with_the_chosen_threads_then_restore(monkeypatch,
+                                                                     auto_environment, caplog):
+    """`tressel generate` and `tressel batch` wrap each photo in `cpu_job_threads`."""
+    import logging
+
+    import torch
+    from tressel import cpu_threads
+
+    monkeypatch.setenv("TRESSEL_THREADS", "3")
+    before = torch.get_num_threads()
+    with caplog.at_level(logging.INFO, logger="tressel.cpu_threads"), \
+            cpu_threads.cpu_job_threads("cpu", "face.png") as choice:
+        assert torch.get_num_threads() == 3 and choice.threads == 3
+    assert torch.get_num_threads() == before
+    assert "face.png: 3 CPU thread(s), fixed by TRESSEL_THREADS" in caplog.text
+    with cpu_threads.cpu_job_threads("meta", "face.png") as choice:  # not a CPU: untouched
+        assert choice is None and torch.get_num_threads() == before

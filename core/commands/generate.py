@@ -140,22 +140,15 @@ def run(args: argparse.Namespace) -> int:
 
 def generate_one(image: Path, groom: Path, bundle: Any, params: Any,
                  args: argparse.Namespace) -> None:
-    from contextlib import nullcontext
-
-    from tressel.cpu_threads import choose_threads, torch_threads
+    from tressel.cpu_threads import cpu_job_threads
     from tressel.outputs import job_request, write_job_outputs
-    from tressel.pipeline import resolve_device, run_generate
+    from tressel.pipeline import run_generate
     from tressel.progress import TqdmProgress
 
-    threads: Any = nullcontext()
-    if resolve_device(params.device).type == "cpu":
-        # Chosen per image: a DCC may have started (or stopped) work since the last one.
-        choice = choose_threads()
-        log.info("%s: %s", image.name, choice.describe())
-        threads = torch_threads(choice.threads)
     progress = TqdmProgress(image.name, enabled=not args.no_progress)
     try:
-        with threads:
+        # Threads chosen per image: a DCC may have started (or stopped) work since the last one.
+        with cpu_job_threads(params.device, image.name):
             result = run_generate(image, bundle, params, progress=progress)
     finally:
         progress.close()
