@@ -177,6 +177,7 @@ def run_batch(
     cancel: CancelFlag | None = None,
 ) -> BatchSummary:
     """Convert `jobs` in order into `summary.outcomes`; the models load once, on first need."""
+    from tressel.cpu_threads import cpu_job_threads
     from tressel.pipeline import run_generate
 
     hooks = hooks or BatchHooks()
@@ -202,8 +203,9 @@ def run_batch(
                               reason or "--force")
                     for leftover in stale.get(job.item.output, []):
                         leftover.unlink(missing_ok=True)
-                    result = run_generate(job.item.photo, bundle, job.params,
-                                          progress=progress, cancel=cancel)
+                    with cpu_job_threads(job.params.device, job.item.photo.name):
+                        result = run_generate(job.item.photo, bundle, job.params,
+                                              progress=progress, cancel=cancel)
                     write_job_outputs(result, job.item.output, job.options, request)
                     outcome.status, outcome.strands = DONE, result.hair.num_strands
             except (Cancelled, KeyboardInterrupt):

@@ -88,10 +88,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from tressel.batch.items import expand_inputs, format_item_ranges, parse_item_ranges
     from tressel.bundles import default_bundle
+    from tressel.cpu_threads import fixed_threads
 
     if args.progress == "bars" and not getattr(args, "verbose", False):
         # Per-photo log lines would tear the bars; the batch prints a line per photo anyway.
-        for name in ("tressel.pipeline", "tressel.usd.writer"):
+        for name in ("tressel.pipeline", "tressel.usd.writer", "tressel.cpu_threads"):
             logging.getLogger(name).setLevel(logging.WARNING)
     if args.options.strip():
         apply_option_string(args, args.options)
@@ -101,6 +102,7 @@ def run(args: argparse.Namespace) -> int:
         numbers = set(parse_item_ranges(args.items, len(all_items)))
         selection = format_item_ranges(sorted(numbers))
         items = [item for item in all_items if item.number in numbers]
+    fixed_threads()  # a bad $TRESSEL_THREADS fails the batch now, not each photo
     bundle = default_bundle(args.model)
     jobs = resolve_jobs(items, args)
     if args.list:

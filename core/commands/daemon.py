@@ -50,6 +50,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        "are deleted beyond it (default 20, 0 for no limit)")
     start.add_argument("--preload", action="store_true",
                        help="load the default bundle at start instead of at the first job")
+    start.add_argument("--threads", metavar="N|auto", default=None,
+                       help="CPU threads per job: auto (the cores free at each job's start, "
+                       "so a busy Maya or Houdini does not slow jobs threefold) or a fixed "
+                       "count (default: $TRESSEL_THREADS, else $OMP_NUM_THREADS, else auto)")
     start.add_argument("--timeout", type=float, default=120.0,
                        help="with --detach: seconds to wait for the daemon to answer")
     _state_dir_option(start)
@@ -100,6 +104,9 @@ def _running_client(state_dir: Path):  # -> Client | None
 
 
 def run_start(args: argparse.Namespace) -> int:
+    from tressel.cpu_threads import fixed_threads
+
+    fixed_threads(args.threads)  # a bad --threads or $TRESSEL_THREADS: say so before starting
     state_dir = _state_dir(args)
     running = _running_client(state_dir)
     if running is not None:
@@ -123,7 +130,7 @@ def run_start(args: argparse.Namespace) -> int:
         default_bundle=args.bundle, allowed_roots=[p.resolve() for p in args.allow_root],
         allowed_hosts=args.allow_host, max_upload_bytes=int(args.max_upload_mb * MB),
         max_pixels=int(args.max_megapixels * 1e6), preload=args.preload,
-        cache_max_bytes=int(args.cache_max_gb * GB),
+        cache_max_bytes=int(args.cache_max_gb * GB), threads=args.threads,
     )
     # A detached daemon's stderr is a file: its log already goes to daemon.log.
     return run_daemon(config, log_to_stderr=not os.environ.get(ENV_LAUNCH_ID))
@@ -145,6 +152,8 @@ def _foreground_args(args: argparse.Namespace) -> list[str]:
         argv += ["--allow-host", host]
     if args.preload:
         argv.append("--preload")
+    if args.threads is not None:
+        argv += ["--threads", args.threads]
     return argv
 
 

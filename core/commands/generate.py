@@ -107,8 +107,10 @@ def run(args: argparse.Namespace) -> int:
     # Everything that can be checked without the model is checked before torch is imported
     # (seconds): a typo should fail at once.
     from tressel.bundles import default_bundle
+    from tressel.cpu_threads import fixed_threads
 
     check_inputs(args.images)
+    fixed_threads()  # a bad $TRESSEL_THREADS fails here, not after the model loaded
     grooms = output_paths(args.images, args.output)
     for folder in dict.fromkeys(g.parent for g in grooms):
         check_output_folder(folder)
@@ -138,13 +140,16 @@ def run(args: argparse.Namespace) -> int:
 
 def generate_one(image: Path, groom: Path, bundle: Any, params: Any,
                  args: argparse.Namespace) -> None:
+    from tressel.cpu_threads import cpu_job_threads
     from tressel.outputs import job_request, write_job_outputs
     from tressel.pipeline import run_generate
     from tressel.progress import TqdmProgress
 
     progress = TqdmProgress(image.name, enabled=not args.no_progress)
     try:
-        result = run_generate(image, bundle, params, progress=progress)
+        # Threads chosen per image: a DCC may have started (or stopped) work since the last one.
+        with cpu_job_threads(params.device, image.name):
+            result = run_generate(image, bundle, params, progress=progress)
     finally:
         progress.close()
     options = OutputOptions(write=write_options(args), npz=args.npz, alembic=args.alembic)

@@ -33,6 +33,9 @@ class DaemonConfig:
     cache_max_bytes: int = 20 * GB  # result cache size limit (least recently used go); 0: none
     # Below this much free space on the state folder's disk the health report says "degraded".
     min_free_bytes: int = 16 * MB
+    # CPU threads per job: "auto" (the cores free at the job's start) or a count; None leaves it
+    # to $TRESSEL_THREADS, then $OMP_NUM_THREADS, then auto (`tressel.cpu_threads`).
+    threads: str | None = None
     max_decodes: int = 2  # uploads decoded (validated) at once: bounds the memory they take
     # "module:factory" returning an engine; only for tests of the daemon's own machinery.
     engine: str | None = field(default_factory=lambda: os.environ.get(ENV_ENGINE) or None)

@@ -17,6 +17,9 @@ import importlib
 import logging
 import os
 import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -47,6 +50,9 @@ class EngineJob:
     device: str
     output_path: Path  # the cache entry; must appear only complete
     temp_path: Path  # where to write first (the cache's temp folder, same extension)
+    # Called once the engine has chosen how to run the job (e.g. {"cpu_threads": {...}}): the
+    # manager publishes it as the job's `setup` event and in the health report.
+    announce: Callable[[dict[str, Any]], None] = lambda info: None
 
 
 class Engine(Protocol):
@@ -63,10 +69,15 @@ class Engine(Protocol):
     def unload_model(self, name: str | None) -> dict[str, Any]: ...
 
 
-def load_engine(spec: str | None, default_bundle: str | None) -> Engine:
-    """The pipeline engine, or the test engine named by `spec` ("module:factory")."""
+def load_engine(spec: str | None, default_bundle: str | None,
+                threads: str | None = None) -> Engine:
+    """The pipeline engine, or the test engine named by `spec` ("module:factory").
+
+    `threads`: CPU threads per job ("auto" or a count; None: `$TRESSEL_THREADS`, then
+    `$OMP_NUM_THREADS`, then auto), see `tressel.cpu_threads`.
+    """
     if not spec:
-        return PipelineEngine(default_bundle)
+        return PipelineEngine(default_bundle, threads)
     module_name, _, attr = spec.partition(":")
     factory = getattr(importlib.import_module(module_name), attr or "make_engine")
     log.warning("using the engine %s instead of the pipeline (test hook)", spec)
@@ -86,11 +97,19 @@ def _json_safe(value: Any) -> Any:
 class PipelineEngine:
     """Runs jobs through `tressel.pipeline.generate` and `tressel.usd.write_groom`."""
 
-    def __init__(self, default_bundle: str | None = None) -> None:
+    def __init__(self, default_bundle: str | None = None, threads: str | None = None) -> None:
+        from tressel.cpu_threads import fixed_threads
+
+        fixed_threads(threads)  # a bad --threads or $TRESSEL_THREADS fails at start, not per job
         self.default_bundle = default_bundle
+        self.threads = threads
         self._bundles: dict[str, Any] = {}  # bundle folder -> opened Bundle (manifest only)
         self._devices: list[str] = ["cpu"]
         self._lock = threading.Lock()
+        # CPU threads held by running jobs of this process (several `--device cpu` workers):
+        # their work is this process's own, which the load measurement leaves out.
+        self._cpu_threads_held: dict[str, int] = {}
+        self._threads_lock = threading.Lock()  # one CPU job decides at a time
 
     # -- devices -----------------------------------------------------------------------------
 
@@ -271,13 +290,15 @@ class PipelineEngine:
             )
         params = {**job.params, "device": job.device}
         try:
-            result = generate(job.image_path, bundle, GenerateParams(**params),
-                              progress=progress, cancel=cancel)
+            with self._cpu_threads(job):
+                result = generate(job.image_path, bundle, GenerateParams(**params),
+                                  progress=progress, cancel=cancel)
         except (ImageError, FaceNotFoundError) as exc:
             # Name the user's file, not the daemon's copy of it.
             raise type(exc)(str(exc).replace(str(job.image_path), job.image_name)) from None
         check_cancel(cancel)
         progress("write", 0, 1)
+        written = time.perf_counter()
         if job.format == "abc":
             from tressel.export.alembic import alembic_options, write_alembic
 
@@ -285,7 +306,37 @@ class PipelineEngine:
         else:
             write_groom(result, job.temp_path, **job.write_options)
         publish(job.temp_path, job.output_path)
+        # Beside the pipeline's own "groom: ... (phase seconds)" line: bench_daemon_first_job
+        # reads both.
+        log.info("job %s: %s layer written in %.2fs", job.job_id, job.format,
+                 time.perf_counter() - written)
         progress("write", 1, 1)
+
+    @contextmanager
+    def _cpu_threads(self, job: EngineJob) -> Iterator[None]:
+        """Run a CPU job with the threads `tressel.cpu_threads` chooses at its start (the cores
+        free then, unless the user fixed the count); GPU jobs are left alone."""
+        from tressel.cpu_threads import choose_threads, torch_threads
+        from tressel.pipeline import resolve_device
+
+        if resolve_device(job.device).type != "cpu":
+            yield
+            return
+        with self._threads_lock:
+            with self._lock:
+                reserved = sum(self._cpu_threads_held.values())
+            choice = choose_threads(self.threads, reserved=reserved)
+            with self._lock:
+                self._cpu_threads_held[job.job_id] = choice.threads
+        try:
+            log.info("job %s: %s", job.job_id, choice.describe())
+            job.announce({"cpu_threads": choice.as_dict()})
+            # Set on this worker thread, which runs the whole job: the count is per thread.
+            with torch_threads(choice.threads):
+                yield
+        finally:
+            with self._lock:
+                self._cpu_threads_held.pop(job.job_id, None)
 
 
 def _model_entry(bundle: Any, resident: set[str]) -> dict[str, Any]:

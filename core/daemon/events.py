@@ -20,7 +20,7 @@ from typing import Any
 @dataclass(frozen=True)
 class JobEvent:
     number: int
-    type: str  # "queued", "state", "progress" or "end"
+    type: str  # "queued", "state", "setup" (how it runs: CPU threads), "progress" or "end"
     data: dict[str, Any]
 
 

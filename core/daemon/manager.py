@@ -84,6 +84,7 @@ class WorkerStatus:
     since: float = 0.0  # when it entered this state (time.time())
     last_progress: float = 0.0  # monotonic time of the running job's last progress report
     problem: str | None = None
+    cpu_threads: int | None = None  # threads the running CPU job was given
 
 
 class _CancelFlag:
@@ -201,7 +202,8 @@ class JobManager:
         """Per worker: device, state, job, since when, whether its thread is alive."""
         return [
             {"device": device, "state": status.state, "job": status.job_id,
-             "since": status.since, "alive": thread.is_alive(), "problem": status.problem}
+             "since": status.since, "alive": thread.is_alive(), "problem": status.problem,
+             "cpu_threads": status.cpu_threads if status.state == "running" else None}
             for (device, status), thread in zip(self.worker_status.items(), self._workers)
         ]
 
@@ -395,6 +397,14 @@ class JobManager:
                 temp_path=self.cache.temp_path(job.cache_key, job.format),
             )
             status = self.worker_status[device]
+            status.cpu_threads = None  # until the engine announces this job's
+
+            def announce(info: dict[str, Any]) -> None:
+                threads = info.get("cpu_threads")
+                status.cpu_threads = threads.get("threads") if isinstance(threads, dict) else None
+                self.bus.publish(job.id, "setup", info)
+
+            engine_job.announce = announce
 
             def progress(phase: str, step: int, total: int) -> None:
                 status.last_progress = time.monotonic()

@@ -119,7 +119,7 @@ def run_daemon(config: DaemonConfig, log_to_stderr: bool = True) -> int:
     manager = None
     try:
         sock = _bind(config.host, config.port)
-        engine = load_engine(config.engine, config.default_bundle)
+        engine = load_engine(config.engine, config.default_bundle, config.threads)
         manager = JobManager(config, engine)
         manager.start()
         if config.preload:
