@@ -72,7 +72,8 @@ class _Workspace:
         self.params = np.empty((rows, count), np.float64)
         self.position = np.empty((rows, count), np.float64)
         self.segment = np.empty((rows, count), np.int64)
-        self.row_offset = np.arange(rows, dtype=np.int64)[:, None] * knots
+        self.rows = np.arange(rows, dtype=np.int64)[:, None]
+        self.row_offset = self.rows * knots
         self.gathered = np.empty((6, rows, count), np.float32)
         self.along = np.empty((rows, count), np.float32)
         self.tmp = np.empty((rows, count), np.float32)
@@ -144,7 +145,7 @@ def _knot_segments(params: np.ndarray, knots: int, work: _Workspace) -> np.ndarr
     np.multiply(params, knots - 1, out=position)
     segment = work.segment[:n]
     np.copyto(segment, position, casting="unsafe")  # truncation, as astype(int64)
-    segment += work.row_offset[:n]
+    segment += work.rows[:n] * knots
     return segment
 
 
@@ -363,18 +364,54 @@ def resample_strands(strands: np.ndarray, points: int, basis: str = "linear",
             out[start : start + rows] = control
         return float(distance.max()), float(distance.sum(dtype=np.float64))
 
-    starts = range(0, n, CHUNK_STRANDS)
-    workers = min(compute_threads() if threads is None else max(1, threads), len(starts))
-    if workers > 1:
-        # numpy and torch release the GIL in every pass here, so chunks run in parallel.
-        with ThreadPoolExecutor(workers, thread_name_prefix="resample") as pool:
-            results = list(pool.map(one_chunk, starts))
-    else:
-        results = [one_chunk(start) for start in starts]
+    results = _run_chunks(one_chunk, range(0, n, CHUNK_STRANDS), threads)
     # Summed in chunk order whatever the threads: the mean does not depend on them.
     worst = max((worst for worst, _ in results), default=0.0)
     total = sum(total for _, total in results)
     return Resampled(points=out, max_deviation=worst, mean_deviation=total / max(n * count, 1))
+
+
+def resample_many(strands: np.ndarray, counts: tuple[int, ...],
+                  threads: int | None = None) -> list[np.ndarray]:
+    """Linear resamplings of strands [N,V,3] to each of `counts` points, without deviations.
+
+    The same points, bit for bit, as `resample_strands(strands, c, deviation=False).points`
+    for each c, from one arc-length pass: guides need strands at 8 and 16 points, and that
+    pass is half the cost of each.
+    """
+    n, count, _ = strands.shape
+    if any(c < 2 for c in counts):
+        raise ValueError(f"resampling needs at least 2 points per strand, got {counts}")
+    outs = [np.empty((n, c, 3), dtype=np.float32) for c in counts]
+    local = threading.local()
+
+    def one_chunk(start: int) -> None:
+        work = getattr(local, "work", None)
+        if work is None:
+            work = local.work = _Workspace(min(CHUNK_STRANDS, n), count, max(counts))
+        chunk = strands[start : start + CHUNK_STRANDS]
+        rows = len(chunk)
+        coords, params = _chunk_params(chunk, work)
+        for knots, out in zip(counts, outs, strict=True):
+            if knots == count:
+                out[start : start + rows] = chunk
+                continue
+            flat_segment = _knot_segments(params, knots, work)
+            for axis, knot in enumerate(_uniform_knots(params, flat_segment, coords, knots)):
+                out[start : start + rows, :, axis] = knot
+
+    _run_chunks(one_chunk, range(0, n, CHUNK_STRANDS), threads)
+    return outs
+
+
+def _run_chunks(fn, starts: range, threads: int | None) -> list:
+    """fn(start) for every chunk start, in order, on up to `threads` threads."""
+    workers = min(compute_threads() if threads is None else max(1, threads), len(starts))
+    if workers > 1:
+        # numpy and torch release the GIL in every pass here, so chunks run in parallel.
+        with ThreadPoolExecutor(workers, thread_name_prefix="resample") as pool:
+            return list(pool.map(fn, starts))
+    return [fn(start) for start in starts]
 
 
 def compute_threads() -> int:
