@@ -70,6 +70,7 @@ class _Workspace:
         self.lengths = np.zeros((rows, count), np.float32)  # column 0 stays 0: params start at 0
         self.scratch = np.empty((rows, count - 1), np.float32)
         self.params = np.empty((rows, count), np.float64)
+        self.length = np.empty(rows, np.float64)
         self.position = np.empty((rows, count), np.float64)
         self.segment = np.empty((rows, count), np.int64)
         self.rows = np.arange(rows, dtype=np.int64)[:, None]
@@ -82,7 +83,9 @@ class _Workspace:
 def _chunk_params(chunk: np.ndarray, work: _Workspace) -> tuple[list[np.ndarray], np.ndarray]:
     """Contiguous coordinates [3][n,V] and arc-length parameters [n,V] in [0, 1] of a chunk.
 
-    The same arithmetic, in the same order, as `_arc_length_params`, so the same bits.
+    Segment lengths in float32 from per-coordinate differences, summed along the strand in
+    float64; a strand of zero length gets evenly spaced parameters, so that it resamples to its
+    root. (The same arithmetic, in the same order, as before issue 19: the same bits.)
     """
     n, count, _ = chunk.shape
     coords = work.coords[:, :n]
@@ -100,42 +103,23 @@ def _chunk_params(chunk: np.ndarray, work: _Workspace) -> tuple[list[np.ndarray]
     np.sqrt(segment_length, out=segment_length)
     params = work.params[:n]
     _cumsum_rows(lengths, params)  # 0 + first length is exact: the same sums as before
-    length = params[:, -1].copy()
-    degenerate = length <= 0.0
-    params /= np.where(degenerate, 1.0, length)[:, None]
-    if degenerate.any():
-        params[degenerate] = np.linspace(0.0, 1.0, count)
-    params[:, -1] = 1.0
-    return list(coords), params
-
-
-def _arc_length_params(coords: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Cumulative arc length per point normalised to [0, 1] (float64), and length per strand.
-
-    A strand of zero length gets evenly spaced parameters so that it resamples to its root.
-    """
-    n, count = coords[0].shape
-    segment_length = np.zeros((n, count - 1), dtype=np.float32)
-    scratch = np.empty_like(segment_length)
-    for coord in coords:
-        np.subtract(coord[:, 1:], coord[:, :-1], out=scratch)
-        np.multiply(scratch, scratch, out=scratch)
-        segment_length += scratch
-    np.sqrt(segment_length, out=segment_length)
-    params = np.zeros((n, count), dtype=np.float64)
-    np.cumsum(segment_length, axis=1, dtype=np.float64, out=params[:, 1:])
-    length = params[:, -1].copy()
+    length = work.length[:n]
+    length[:] = params[:, -1]
     degenerate = length <= 0.0
     params /= np.where(degenerate, 1.0, length)[:, None]
     if degenerate.any():
         params[degenerate] = np.linspace(0.0, 1.0, count)
     params[:, -1] = 1.0  # exact end: the tip is kept, whatever the rounding
-    return params, length
+    return list(coords), params
 
 
 def arc_length_params(strands: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Cumulative arc length per point of strands [N,V,3] normalised to [0, 1], and length."""
-    return _arc_length_params(_coordinates(strands))
+    """Cumulative arc length per point of strands [N,V,3] normalised to [0, 1] (float64), and
+    length per strand. A strand of zero length gets evenly spaced parameters."""
+    n, count, _ = strands.shape
+    work = _Workspace(n, count, 2)
+    _, params = _chunk_params(strands, work)
+    return params, work.length[:n].copy()
 
 
 def _knot_segments(params: np.ndarray, knots: int, work: _Workspace) -> np.ndarray:
@@ -196,7 +180,7 @@ def _segment_distance(coords: list[np.ndarray], knot_coords: list[np.ndarray],
     did, written for p - a instead of a - p (an exact negation), so the distances are the
     same bits.
     """
-    n, knots = knot_coords[0].shape
+    n = len(knot_coords[0])
     ab = []
     for knot in knot_coords:
         diff = np.zeros_like(knot)  # the last column is never gathered
