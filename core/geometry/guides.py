@@ -26,7 +26,7 @@ FEATURE_POINTS = 8  # shape samples per strand for clustering
 WEIGHT_POINTS = 16  # samples per strand for the weights and the reconstruction error
 CONVERGED = 0.005  # k-means stops once at most this share of the strands change clump
 NEIGHBOURS = 32  # guides searched for a strand's second and third guide (see `_candidates`)
-CHUNK = 1024  # rows per product: a [1024, 2000] float32 score block (8 MB) stays in cache
+CHUNK = 4096  # rows per product: a [4096, 2000] float32 score block is 33 MB
 
 
 @dataclass
