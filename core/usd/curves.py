@@ -18,6 +18,9 @@ import numpy as np
 # Strands per chunk: 512 strands x 256 points is a 0.5 MB float32 temporary per coordinate,
 # so the many passes of resampling run in the processor's cache.
 CHUNK_STRANDS = 512
+# Resampling threads at most: each holds about 10 MB of chunk buffers (512 strands of 256 points),
+# so their memory stays under 100 MB whatever the machine.
+MAX_THREADS = 8
 # Elements per torch call: below torch's grain size, so it runs on the calling thread.
 TORCH_BLOCK = 16384
 # Distinct strand widths along the taper (see `tapered_widths`).
@@ -410,17 +413,19 @@ def _run_chunks(fn, starts: range, threads: int | None) -> list:
 def compute_threads() -> int:
     """Threads for the vectorised passes here: the process's CPU share, capped by what the
     process allows its math libraries (torch's thread count when torch is loaded, which the
-    daemon's thread policy sets; else OMP_NUM_THREADS when set)."""
+    daemon's thread policy sets; else OMP_NUM_THREADS when set), at most MAX_THREADS."""
     torch = sys.modules.get("torch")
-    if torch is not None:
-        return max(1, torch.get_num_threads())
     limit = os.environ.get("OMP_NUM_THREADS", "")
-    if limit.isdigit() and int(limit) > 0:
-        return int(limit)
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
+    if torch is not None:
+        threads = torch.get_num_threads()
+    elif limit.isdigit() and int(limit) > 0:
+        threads = int(limit)
+    else:
+        try:
+            threads = len(os.sched_getaffinity(0))
+        except AttributeError:  # not on Linux
+            threads = os.cpu_count() or 1
+    return max(1, min(threads, MAX_THREADS))
 
 
 def tapered_widths(points: int, root_width: float, tip_width: float) -> np.ndarray:
