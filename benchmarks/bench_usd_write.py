@@ -1,12 +1,15 @@
 """Benchmark: write 100,000 strands to a .usdc groom layer, against numpy.save of the same arrays.
 
 numpy.save is the floor (writing the bytes). Both run in the same invocation, each in a fresh
-child process that loads its input from disk first; peak memory is the peak resident size
-during the write (VmHWM, reset just before it) minus the resident size before it, so it counts
-only what the writer itself allocates (Linux only). It measures
-two layers: 256 points per strand (no decimation) and 32 points per strand (arc-length
-resampled, with the reported maximum deviation); the baseline for each saves the arrays that
-end up in that layer.
+child process that loads its input from disk first (and torch, as the daemon has it loaded);
+peak memory is the peak resident size during the write (VmHWM, reset just before it) minus
+the resident size before it, so it counts only what the writer itself allocates (Linux only).
+It measures two layers: 256 points per strand (no decimation) and 32 points per strand
+(arc-length resampled, with the reported maximum deviation), each without guides and, at 256
+points, with the default 2,000 clump guides; the baseline for each saves the arrays that end
+up in that layer. Resampling to 32 points and picking the guides are also timed alone, the
+resampling against the implementation before issue 19 (benchmarks/resample_previous.py) and
+against one numpy pass that only measures every segment's length.
 
     .venv/bin/python benchmarks/bench_usd_write.py [--strands 100000] [--keep DIR]
 """
@@ -16,12 +19,16 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import os
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # resample_previous
 
 
 def synthetic_strands(num: int, points: int = 256, seed: int = 0) -> dict[str, np.ndarray]:
@@ -68,7 +75,8 @@ def _reset_peak_rss() -> None:
         clear_refs.write("5")
 
 
-def _child(kind: str, input_dir: str, output: str, points: int, queue) -> None:
+def _child(kind: str, input_dir: str, output: str, points: int, guides: int, queue) -> None:
+    import torch  # noqa: F401  (loaded, as in the daemon: the resampler's cumsum uses it)
     import tressel.usd  # pxr and schema registration are not part of the write
     from tressel.usd.curves import tapered_widths
 
@@ -91,7 +99,8 @@ def _child(kind: str, input_dir: str, output: str, points: int, queue) -> None:
     start = time.perf_counter()
     info = {}
     if kind == "usd":
-        report = tressel.usd.write_groom(result, output, points_per_strand=points)
+        report = tressel.usd.write_groom(result, output, points_per_strand=points,
+                                         guides=guides)
         info = {"max_deviation_mm": report.max_deviation * 1e3, "guides": report.num_guides,
                 "phases": report.timings}
     else:
@@ -120,10 +129,41 @@ def _segment_lengths(positions: np.ndarray) -> np.ndarray:
     return np.linalg.norm(np.diff(positions, axis=1), axis=2)
 
 
-def measure(kind: str, input_dir: Path, output: Path, points: int) -> dict:
+def time_alone(positions: np.ndarray) -> dict[str, float]:
+    """Resampling to 32 points and the default guides, each alone, in this process with torch
+    loaded (as in the daemon); best of two for the resampling."""
+    import torch  # noqa: F401
+    from resample_previous import resample_strands as previous_resample
+    from tressel.geometry.guides import pick_guides, reconstruction_error
+    from tressel.usd.curves import compute_threads, resample_strands
+
+    floor = min(_timed(_segment_lengths, positions) for _ in range(2))
+    before = min(_timed(previous_resample, positions, 32) for _ in range(2))
+    one = min(_timed(resample_strands, positions, 32, "linear", True, None, 1) for _ in range(2))
+    now = min(_timed(resample_strands, positions, 32) for _ in range(2))
+    threads = compute_threads()
+    print(f"resample to 32 pts: {now:.2f} s on {threads} threads, {one:.2f} s on one; before "
+          f"issue 19 {before:.2f} s (x{before / now:.1f} faster now); segment lengths alone "
+          f"{floor:.2f} s (now x{now / floor:.1f} that)")
+    start = time.perf_counter()
+    guide_set = pick_guides(positions, 2000, "clusters")
+    picked = time.perf_counter() - start
+    error = reconstruction_error(positions, guide_set)
+    both = time.perf_counter() - start
+    print(f"2,000 clump guides alone: {picked:.2f} s to pick, {both:.2f} s with the "
+          f"reconstruction error (mean {error['mean'] * 1e3:.3f} mm, "
+          f"p95 {error['p95'] * 1e3:.3f} mm)")
+    return {"resample32_s": now, "resample32_one_thread_s": one,
+            "resample32_before_s": before, "segment_lengths_s": floor,
+            "guides_s": both, "guides_error_mean_mm": error["mean"] * 1e3,
+            "guides_error_p95_mm": error["p95"] * 1e3}
+
+
+def measure(kind: str, input_dir: Path, output: Path, points: int, guides: int = 0) -> dict:
     ctx = multiprocessing.get_context("spawn")  # a fresh process: clean peak memory
     queue = ctx.Queue()
-    proc = ctx.Process(target=_child, args=(kind, str(input_dir), str(output), points, queue))
+    proc = ctx.Process(target=_child,
+                       args=(kind, str(input_dir), str(output), points, guides, queue))
     proc.start()
     result = queue.get()
     proc.join()
@@ -147,32 +187,40 @@ def main() -> None:
             np.save(work / f"positions_{points}.npy",
                     resample_strands(arrays["positions"], points).points)
         input_mb = arrays["positions"].nbytes / 1e6
-        print(f"{args.strands} strands x 256 points ({input_mb:.0f} MB of positions)")
-        # Resampling alone, against the cheapest pass it must make: every segment's length.
-        floor = min(_timed(_segment_lengths, arrays["positions"]) for _ in range(2))
-        resample = min(_timed(resample_strands, arrays["positions"], 32) for _ in range(2))
-        print(f"resample to 32 pts: {resample:.2f} s; segment lengths alone {floor:.2f} s "
-              f"(x{resample / floor:.1f})")
+        print(f"{args.strands} strands x 256 points ({input_mb:.0f} MB of positions); "
+              f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
+        alone = time_alone(arrays["positions"])
         del arrays
-        print(f"{'case':<28}{'time s':>9}{'size MB':>10}{'peak +MB':>10}   notes")
+        print(f"{'case':<34}{'time s':>8}{'size MB':>9}{'peak +MB':>10}   notes")
         rows = {}
-        for points in (256, 32):
-            for kind, suffix in (("numpy.save", "npy"), ("usd", "usdc")):
-                out = work / f"groom_{points}.{suffix}"
-                row = measure(kind, work, out, points)
-                rows[(kind, points)] = row
-                notes = ""
-                if kind == "usd":
-                    base = rows[("numpy.save", points)]
-                    notes = (f"x{row['seconds'] / base['seconds']:.1f} time, "
-                             f"x{row['bytes'] / base['bytes']:.2f} size, "
-                             f"x{row['peak_extra'] / max(base['peak_extra'], 1):.1f} memory vs "
-                             f"numpy.save; max deviation {row['max_deviation_mm']:.3f} mm; "
-                             + ", ".join(f"{k} {v:.2f}s" for k, v in row["phases"].items()))
-                label = f"{'write_groom' if kind == 'usd' else kind} {points} pts"
-                print(f"{label:<28}{row['seconds']:>9.2f}{row['bytes'] / 1e6:>10.1f}"
-                      f"{row['peak_extra'] / 1e6:>10.0f}   {notes}", flush=True)
-        print(json.dumps({f"{k}_{p}": v for (k, p), v in rows.items()}))
+        cases = [("numpy.save", 256, 0), ("usd", 256, 0), ("usd", 256, 2000),
+                 ("numpy.save", 32, 0), ("usd", 32, 0)]
+        for kind, points, guides in cases:
+            suffix = "usdc" if kind == "usd" else "npy"
+            out = work / f"groom_{points}_{guides}.{suffix}"
+            row = measure(kind, work, out, points, guides)
+            rows[(kind, points, guides)] = row
+            notes = ""
+            if kind == "usd":
+                base = rows[("numpy.save", points, 0)]
+                notes = (f"x{row['seconds'] / base['seconds']:.1f} numpy.save time, "
+                         f"x{row['bytes'] / base['bytes']:.2f} size, "
+                         f"x{row['peak_extra'] / max(base['peak_extra'], 1):.1f} memory; "
+                         f"max deviation {row['max_deviation_mm']:.3f} mm; "
+                         + ", ".join(f"{k} {v:.2f}s" for k, v in row["phases"].items()))
+            label = (f"write_groom {points} pts, guides={guides}" if kind == "usd"
+                     else f"numpy.save {points} pts")
+            print(f"{label:<34}{row['seconds']:>8.2f}{row['bytes'] / 1e6:>9.1f}"
+                  f"{row['peak_extra'] / 1e6:>10.0f}   {notes}", flush=True)
+        ratios = {f"write_groom_{p}_guides{g}_vs_numpy_save":
+                  rows[("usd", p, g)]["seconds"] / rows[("numpy.save", p, 0)]["seconds"]
+                  for kind, p, g in cases if kind == "usd"}
+        ratios.update({f"peak_over_input_{p}_guides{g}":
+                       rows[("usd", p, g)]["peak_extra"] / (input_mb * 1e6)
+                       for kind, p, g in cases if kind == "usd"})
+        print("summary: " + ", ".join(f"{k} {v:.2f}" for k, v in {**alone, **ratios}.items()))
+        print(json.dumps({"alone": alone, **{f"{k}_{p}_guides{g}": v
+                                             for (k, p, g), v in rows.items()}}))
         if args.keep:
             args.keep.mkdir(parents=True, exist_ok=True)
             for path in work.glob("groom_*"):

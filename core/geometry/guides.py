@@ -14,15 +14,18 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
-from tressel.usd.curves import resample_strands, spread_guides
+from tressel.usd.curves import resample_many, resample_strands, spread_guides
 
 log = logging.getLogger(__name__)
 
 GUIDES_PER_STRAND = 3
 FEATURE_POINTS = 8  # shape samples per strand for clustering
+WEIGHT_POINTS = 16  # samples per strand for the weights and the reconstruction error
+CONVERGED = 0.005  # k-means stops once at most this share of the strands change clump
+NEIGHBOURS = 32  # guides searched for a strand's second and third guide (see `_candidates`)
 CHUNK = 4096  # rows per product: a [4096, 2000] float32 score block is 33 MB
 
 
@@ -36,12 +39,18 @@ class GuideSet:
     clump: np.ndarray  # [N] int32 clump id = position in `index` of the clump's guide
     method: str  # "clusters" or "spread"
     seconds: float = 0.0
+    # The strands at WEIGHT_POINTS arc-length samples, as the weights were solved on: kept so
+    # that `reconstruction_error` need not resample them again.
+    sampled: np.ndarray | None = field(default=None, repr=False, compare=False)
 
 
-def shape_features(positions: np.ndarray, points: int = FEATURE_POINTS) -> np.ndarray:
+def shape_features(positions: np.ndarray, points: int = FEATURE_POINTS,
+                   sampled: np.ndarray | None = None) -> np.ndarray:
     """[N, 3 + 3*points] float32: root (weighted like a shift of every point) and the
-    root-relative shape at `points` arc-length-even samples."""
-    sampled = resample_strands(positions, points, "linear", deviation=False).points
+    root-relative shape at `points` arc-length-even samples (`sampled`, when the caller has
+    them)."""
+    if sampled is None:
+        sampled = resample_strands(positions, points, "linear", deviation=False).points
     roots = sampled[:, 0]
     shape = (sampled - roots[:, None]).reshape(len(sampled), -1)
     return np.concatenate([roots * np.float32(np.sqrt(points)), shape], axis=1).astype(
@@ -85,10 +94,12 @@ def _nearest(features: np.ndarray, centres: np.ndarray, k: int
 
 
 def solve_weights(positions: np.ndarray, guide_strands: np.ndarray, candidates: np.ndarray,
-                  points: int = 16) -> np.ndarray:
+                  points: int = WEIGHT_POINTS, sampled: np.ndarray | None = None) -> np.ndarray:
     """Weights [N,3] (>= 0, sum 1) rebuilding each strand's root-relative shape from its
     candidate guides' (least squares on `points` samples, batched 3x3 solves)."""
-    sampled = resample_strands(positions, points, "linear", deviation=False).points
+    if sampled is None:
+        sampled = resample_strands(positions, points, "linear", deviation=False).points
+    points = sampled.shape[1]
     shape = sampled - sampled[:, :1]
     guide_shape = shape[guide_strands]  # [G,P,3]
     weights = np.empty(candidates.shape, np.float32)
@@ -122,7 +133,10 @@ def cluster_guides(positions: np.ndarray, count: int, iterations: int = 10) -> G
     positions = np.asarray(positions)
     n = len(positions)
     count = min(count, n)
-    features = shape_features(positions)
+    # One arc-length pass gives the feature samples and the weight samples.
+    feature_points, sampled = resample_many(positions, (FEATURE_POINTS, WEIGHT_POINTS))
+    features = shape_features(positions, sampled=feature_points)
+    del feature_points
     # Centres start spread evenly over the scalp and settle on a seeded sample (ten strands
     # per guide, at least 20,000): the same kind of clumps for a fifth of the work on 100,000
     # strands. The even spread is taken over the sample's roots too, since farthest-point
@@ -132,8 +146,15 @@ def cluster_guides(positions: np.ndarray, count: int, iterations: int = 10) -> G
         np.random.default_rng(0).choice(n, sample_size, replace=False))
     sample = features[chosen]
     centres = sample[spread_guides(positions[chosen, 0], count)].copy()
+    previous = None
     for _ in range(iterations):
         label = _nearest(sample, centres, 1)[0][:, 0]
+        if previous is not None:
+            changed = int(np.count_nonzero(label != previous))
+            log.debug("k-means: %d of %d strands changed clump", changed, len(label))
+            if changed <= CONVERGED * len(label):
+                break  # settled: further passes would move a handful of strands
+        previous = label
         sums = np.stack([np.bincount(label, weights=column, minlength=count)
                          for column in sample.T], axis=1)
         members = np.bincount(label, minlength=count)
@@ -153,16 +174,37 @@ def cluster_guides(positions: np.ndarray, count: int, iterations: int = 10) -> G
     clump[used] = position_in_index
     own = clump[label]
     candidates = _candidates(features, index, own)
-    weights = solve_weights(positions, index, candidates)
+    weights = solve_weights(positions, index, candidates, sampled=sampled)
     return GuideSet(index=index, guides=candidates.astype(np.int32), weights=weights,
                     clump=own.astype(np.int32), method="clusters",
-                    seconds=time.perf_counter() - start)
+                    seconds=time.perf_counter() - start, sampled=sampled)
 
 
 def _candidates(features: np.ndarray, index: np.ndarray, own: np.ndarray) -> np.ndarray:
     """[N,3] guide positions: `own` first, then the nearest other guides in shape space."""
     k = min(GUIDES_PER_STRAND, len(index))
-    near, _ = _nearest(features, features[index], k + 1)
+    guide_features = features[index]
+    width = min(len(index), NEIGHBOURS)
+    if width == len(index):
+        near, _ = _nearest(features, guide_features, k + 1)
+    else:
+        # The guides nearest a strand in shape are among those nearest its own guide: search
+        # those `width` instead of all of them (2,000 guides: 60x fewer distances), one small
+        # product per clump (a loop over guides, vectorised over their strands).
+        neighbours, _ = _nearest(guide_features, guide_features, width)  # [G, width]
+        half_norm = 0.5 * (guide_features.astype(np.float64) ** 2).sum(axis=1)
+        near = np.empty((len(features), k + 1), np.int64)
+        by_clump = np.argsort(own, kind="stable")
+        bounds = np.searchsorted(own[by_clump], np.arange(len(index) + 1))
+        for guide in range(len(index)):
+            members = by_clump[bounds[guide] : bounds[guide + 1]]
+            if len(members) == 0:
+                continue
+            candidates = neighbours[guide]
+            # |f - g|^2 - |f|^2 = 2 (|g|^2 / 2 - f.g): the same ranking, one product.
+            score = half_norm[candidates] - features[members] @ guide_features[candidates].T
+            order = np.argsort(score, axis=1, kind="stable")[:, : k + 1]
+            near[members] = candidates[order]
     out = np.empty((len(features), k), np.int64)
     out[:, 0] = own
     # Drop `own` from each row (where present) and keep the first k - 1 of the rest.
@@ -182,10 +224,11 @@ def spread_guide_set(positions: np.ndarray, count: int) -> GuideSet:
     index = spread_guides(positions[:, 0], count)
     roots = positions[:, 0].astype(np.float32)
     near, _ = _nearest(roots, roots[index], min(GUIDES_PER_STRAND, len(index)))
-    weights = solve_weights(positions, index, near)
+    sampled = resample_strands(positions, WEIGHT_POINTS, "linear", deviation=False).points
+    weights = solve_weights(positions, index, near, sampled=sampled)
     return GuideSet(index=index, guides=near.astype(np.int32), weights=weights,
                     clump=near[:, 0].astype(np.int32), method="spread",
-                    seconds=time.perf_counter() - start)
+                    seconds=time.perf_counter() - start, sampled=sampled)
 
 
 def reconstruct(positions: np.ndarray, guide_set: GuideSet, points: int = 16,
@@ -201,11 +244,13 @@ def reconstruct(positions: np.ndarray, guide_set: GuideSet, points: int = 16,
     return sampled[:, :1] + rebuilt
 
 
-def reconstruction_error(positions: np.ndarray, guide_set: GuideSet, points: int = 16
-                         ) -> dict[str, float]:
+def reconstruction_error(positions: np.ndarray, guide_set: GuideSet,
+                         points: int = WEIGHT_POINTS) -> dict[str, float]:
     """Mean and 95th percentile over strands of the RMS distance (metres) between a strand and
     its rebuild, at `points` arc-length-even samples."""
-    sampled = resample_strands(positions, points, "linear", deviation=False).points
+    sampled = guide_set.sampled
+    if sampled is None or sampled.shape != (len(positions), points, 3):
+        sampled = resample_strands(positions, points, "linear", deviation=False).points
     rebuilt = reconstruct(positions, guide_set, points, sampled)
     rms = np.sqrt(((rebuilt - sampled) ** 2).sum(axis=2).mean(axis=1))
     return {"mean": float(rms.mean()), "p95": float(np.percentile(rms, 95)),

@@ -7,6 +7,10 @@ megabytes of temporaries.
 
 from __future__ import annotations
 
+import os
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,6 +18,11 @@ import numpy as np
 # Strands per chunk: 512 strands x 256 points is a 0.5 MB float32 temporary per coordinate,
 # so the many passes of resampling run in the processor's cache.
 CHUNK_STRANDS = 512
+# Resampling threads at most: each holds about 10 MB of chunk buffers (512 strands of 256 points),
+# so their memory stays under 100 MB whatever the machine.
+MAX_THREADS = 8
+# Elements per torch call: below torch's grain size, so it runs on the calling thread.
+TORCH_BLOCK = 16384
 # Distinct strand widths along the taper (see `tapered_widths`).
 WIDTH_LEVELS = 16
 
@@ -38,47 +47,116 @@ def _coordinates(strands: np.ndarray) -> list[np.ndarray]:
     return [np.ascontiguousarray(strands[..., axis], dtype=np.float32) for axis in range(3)]
 
 
-def _arc_length_params(coords: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Cumulative arc length per point normalised to [0, 1] (float64), and length per strand.
+def _cumsum_rows(values: np.ndarray, out: np.ndarray) -> None:
+    """Running sums along each row of float32 `values` [n,V], in float64, into `out`.
 
-    A strand of zero length gets evenly spaced parameters so that it resamples to its root.
+    numpy's accumulate costs about 5 ns per element here; torch's CPU cumsum adds the same
+    float64 numbers in the same order (sequentially along the row), so it gives the same bits
+    in a fifth of the time. torch is used only when the process has imported it already (the
+    daemon and the pipeline have): importing it just for this would cost more than it saves.
     """
-    n, count = coords[0].shape
-    segment_length = np.zeros((n, count - 1), dtype=np.float32)
-    scratch = np.empty_like(segment_length)
-    for coord in coords:
+    torch = sys.modules.get("torch")
+    if torch is None or not (out.flags.c_contiguous and values.flags.c_contiguous):
+        np.cumsum(values, axis=1, dtype=np.float64, out=out)
+        return
+    source, target = torch.from_numpy(values), torch.from_numpy(out)
+    # Blocks under torch's parallel grain (32,768 elements) run on the calling thread: the
+    # chunks are parallel already, and torch's own threads, spread over a busy machine, made
+    # single calls up to 20x slower here.
+    rows = max(1, TORCH_BLOCK // values.shape[1])
+    for start in range(0, len(values), rows):
+        torch.cumsum(source[start : start + rows], 1, dtype=torch.float64,
+                     out=target[start : start + rows])
+
+
+class _Workspace:
+    """Buffers for one chunk of strands, allocated once per call and reused by every chunk.
+
+    Fresh temporaries of a few hundred kilobytes each cost page faults on every chunk; reusing
+    them keeps the passes in cache. Slicing the leading axis keeps them contiguous for the last,
+    shorter chunk.
+    """
+
+    def __init__(self, rows: int, count: int, knots: int) -> None:
+        self.coords = np.empty((3, rows, count), np.float32)
+        self.lengths = np.zeros((rows, count), np.float32)  # column 0 stays 0: params start at 0
+        self.scratch = np.empty((rows, count - 1), np.float32)
+        self.params = np.empty((rows, count), np.float64)
+        self.length = np.empty(rows, np.float64)
+        self.position = np.empty((rows, count), np.float64)
+        self.segment = np.empty((rows, count), np.int64)
+        self.rows = np.arange(rows, dtype=np.int64)[:, None]
+        self.row_offset = self.rows * knots
+        self.gathered = np.empty((6, rows, count), np.float32)
+        self.along = np.empty((rows, count), np.float32)
+        self.tmp = np.empty((rows, count), np.float32)
+
+
+def _chunk_params(chunk: np.ndarray, work: _Workspace) -> tuple[list[np.ndarray], np.ndarray]:
+    """Contiguous coordinates [3][n,V] and arc-length parameters [n,V] in [0, 1] of a chunk.
+
+    Segment lengths in float32 from per-coordinate differences, summed along the strand in
+    float64; a strand of zero length gets evenly spaced parameters, so that it resamples to its
+    root. (The same arithmetic, in the same order, as before issue 19: the same bits.)
+    """
+    n, count, _ = chunk.shape
+    coords = work.coords[:, :n]
+    np.copyto(coords, chunk.transpose(2, 0, 1), casting="same_kind")
+    lengths = work.lengths[:n]
+    segment_length = lengths[:, 1:]
+    scratch = work.scratch[:n]
+    x = coords[0]
+    np.subtract(x[:, 1:], x[:, :-1], out=segment_length)
+    np.multiply(segment_length, segment_length, out=segment_length)
+    for coord in coords[1:]:
         np.subtract(coord[:, 1:], coord[:, :-1], out=scratch)
         np.multiply(scratch, scratch, out=scratch)
-        segment_length += scratch
+        np.add(segment_length, scratch, out=segment_length)
     np.sqrt(segment_length, out=segment_length)
-    params = np.zeros((n, count), dtype=np.float64)
-    np.cumsum(segment_length, axis=1, dtype=np.float64, out=params[:, 1:])
-    length = params[:, -1].copy()
+    params = work.params[:n]
+    _cumsum_rows(lengths, params)  # 0 + first length is exact: the same sums as before
+    length = work.length[:n]
+    length[:] = params[:, -1]
     degenerate = length <= 0.0
     params /= np.where(degenerate, 1.0, length)[:, None]
     if degenerate.any():
         params[degenerate] = np.linspace(0.0, 1.0, count)
     params[:, -1] = 1.0  # exact end: the tip is kept, whatever the rounding
-    return params, length
+    return list(coords), params
 
 
 def arc_length_params(strands: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Cumulative arc length per point of strands [N,V,3] normalised to [0, 1], and length."""
-    return _arc_length_params(_coordinates(strands))
+    """Cumulative arc length per point of strands [N,V,3] normalised to [0, 1] (float64), and
+    length per strand. A strand of zero length gets evenly spaced parameters."""
+    n, count, _ = strands.shape
+    work = _Workspace(n, count, 2)
+    _, params = _chunk_params(strands, work)
+    return params, work.length[:n].copy()
 
 
-def _uniform_knots(params: np.ndarray, segment: np.ndarray,
+def _knot_segments(params: np.ndarray, knots: int, work: _Workspace) -> np.ndarray:
+    """Flat knot-interval index [n,V] of every input point: row * knots + floor(p * (knots-1))."""
+    n = len(params)
+    position = work.position[:n]
+    np.multiply(params, knots - 1, out=position)
+    segment = work.segment[:n]
+    np.copyto(segment, position, casting="unsafe")  # truncation, as astype(int64)
+    segment += work.rows[:n] * knots
+    return segment
+
+
+def _uniform_knots(params: np.ndarray, flat_segment: np.ndarray,
                    coords: list[np.ndarray], knots: int) -> list[np.ndarray]:
     """x, y, z [n,knots] of the points at arc-length parameters j / (knots - 1) along each strand.
 
-    `segment[r, i]` is floor(params[r, i] * (knots - 1)): the knot interval that input point
-    i falls in. Counting, per strand, the points below each knot (one bincount for all
-    strands) gives the input interval around every knot without a search. Gathers use flat
-    indices, which numpy does far faster than take_along_axis.
+    `flat_segment[r, i]` is r * knots + floor(params[r, i] * (knots - 1)): the knot interval
+    that input point i falls in. Counting, per strand, the points below each knot (one bincount
+    for all strands) gives the input interval around every knot without a search. Gathers use
+    flat indices, which numpy does far faster than take_along_axis.
     """
     n, count = params.shape
     rows = np.arange(n)[:, None]
-    below = np.bincount((rows * knots + segment).ravel(), minlength=n * knots)
+    below = np.bincount(flat_segment.ravel(), minlength=n * knots)
     below = np.cumsum(below.reshape(n, knots), axis=1)
     # First input point at or past knot j: the count of points in intervals before j.
     upper = np.empty((n, knots), dtype=np.int64)
@@ -104,35 +182,47 @@ def _uniform_knots(params: np.ndarray, segment: np.ndarray,
 
 
 def _segment_distance(coords: list[np.ndarray], knot_coords: list[np.ndarray],
-                      segment: np.ndarray) -> np.ndarray:
+                      flat_segment: np.ndarray, work: _Workspace) -> np.ndarray:
     """Distance [n,V] from each input point p to its written polyline segment a-b.
 
-    `segment[r, i]` is the index of the knot that starts the segment covering input point i.
+    `flat_segment[r, i]` is r * knots + the index of the knot that starts the segment covering
+    input point i. Per segment, a, b - a and |b - a|^2 are computed once ([n,knots], small);
+    each input point then gathers them (mode="wrap": the indices are in range, and numpy's
+    default mode copies through a buffer to check them). The arithmetic is the one the earlier per-point code
+    did, written for p - a instead of a - p (an exact negation), so the distances are the
+    same bits.
     """
-    n, knots = knot_coords[0].shape
-    flat_index = segment + (np.arange(n) * knots)[:, None]
-    ab, pa = [], []
-    for coord, knot in zip(coords, knot_coords, strict=True):
-        flat = knot.ravel()
-        a = flat[flat_index]
-        b = flat[flat_index + 1]
-        b -= a
-        a -= coord  # a - p
-        ab.append(b)
-        pa.append(a)
+    n = len(knot_coords[0])
+    ab = []
+    for knot in knot_coords:
+        diff = np.zeros_like(knot)  # the last column is never gathered
+        np.subtract(knot[:, 1:], knot[:, :-1], out=diff[:, :-1])
+        ab.append(diff)
     denom = ab[0] * ab[0] + ab[1] * ab[1] + ab[2] * ab[2]
-    along = ab[0] * pa[0]
-    along += ab[1] * pa[1]
-    along += ab[2] * pa[2]
-    np.negative(along, out=along)  # (p - a) . (b - a)
-    along /= np.where(denom > 0, denom, 1.0)
+    denom = np.where(denom > 0, denom, np.float32(1.0)).astype(np.float32)
+    index = flat_segment.ravel()
+    gathered = work.gathered[:, :n]
+    along = work.along[:n]
+    q = gathered[:3]
+    d = gathered[3:]
+    for axis in range(3):
+        np.take(knot_coords[axis].ravel(), index, out=q[axis].ravel(), mode="wrap")
+        np.subtract(coords[axis], q[axis], out=q[axis])  # p - a
+        np.take(ab[axis].ravel(), index, out=d[axis].ravel(), mode="wrap")
+    tmp = work.tmp[:n]
+    np.multiply(d[0], q[0], out=along)
+    for axis in (1, 2):
+        np.multiply(d[axis], q[axis], out=tmp)
+        along += tmp
+    np.take(denom.ravel(), index, out=tmp.ravel(), mode="wrap")
+    along /= tmp
     np.clip(along, 0.0, 1.0, out=along)
-    distance = np.zeros_like(along)
-    for b, a in zip(ab, pa, strict=True):
-        b *= along
-        b += a  # (a - p) + t (b - a): from p to its nearest point on the segment
-        b *= b
-        distance += b
+    for axis in range(3):
+        d[axis] *= along
+        np.subtract(q[axis], d[axis], out=d[axis])  # the negated residual: same square
+        np.multiply(d[axis], d[axis], out=d[axis])
+    distance = d[0] + d[1]
+    distance += d[2]
     return np.sqrt(distance, out=distance)
 
 
@@ -193,7 +283,8 @@ def evaluate_bspline_knots(control: np.ndarray) -> np.ndarray:
 
 
 def resample_strands(strands: np.ndarray, points: int, basis: str = "linear",
-                     deviation: bool = True) -> Resampled:
+                     deviation: bool = True, out: np.ndarray | None = None,
+                     threads: int | None = None) -> Resampled:
     """Resample strands [N,V,3] to `points` per strand, uniformly in arc length.
 
     `linear` writes a polyline of `points` vertices. `bspline` writes `points` control points
@@ -203,6 +294,10 @@ def resample_strands(strands: np.ndarray, points: int, basis: str = "linear",
     spline point at the same parameter (bspline); both bound the distance to the curve.
     When there are as many knots as input points, the input points are the knots, unchanged.
     `deviation=False` skips measuring it (linear only; the report's deviations are then 0).
+    `out` ([N,points,3] float32, C-contiguous) receives the points instead of a new array: the
+    writer passes the buffer of the USD array itself, so the points are written once.
+    Chunks of strands run on `threads` threads (default `compute_threads()`); the result does
+    not depend on the count.
     """
     if basis not in BASES:
         raise ValueError(f"unknown curve basis {basis!r}: use one of {', '.join(BASES)}")
@@ -213,44 +308,124 @@ def resample_strands(strands: np.ndarray, points: int, basis: str = "linear",
             f"{points} points per strand is too few for {basis} curves: use at least "
             f"{2 if basis == 'linear' else 4}"
         )
+    if out is not None and (out.shape != (n, points, 3) or out.dtype != np.float32
+                            or not out.flags.c_contiguous):
+        raise ValueError(f"out must be a C-contiguous float32 array of shape {(n, points, 3)}")
     if knots_per_strand == count and basis == "linear":
         # Nothing to decimate: the input points are the polyline, exactly.
-        return Resampled(points=np.ascontiguousarray(strands, dtype=np.float32),
-                         max_deviation=0.0, mean_deviation=0.0)
-    out = np.empty((n, points, 3), dtype=np.float32)
-    worst = 0.0
-    total = 0.0
-    for start in range(0, n, CHUNK_STRANDS):
+        if out is None:
+            return Resampled(points=np.ascontiguousarray(strands, dtype=np.float32),
+                             max_deviation=0.0, mean_deviation=0.0)
+        np.copyto(out, strands, casting="same_kind")
+        return Resampled(points=out, max_deviation=0.0, mean_deviation=0.0)
+    if out is None:
+        out = np.empty((n, points, 3), dtype=np.float32)
+    local = threading.local()
+
+    def one_chunk(start: int) -> tuple[float, float]:
+        """Resample strands[start : start + CHUNK_STRANDS] into `out`; (worst, total) distance."""
+        work = getattr(local, "work", None)
+        if work is None:
+            work = local.work = _Workspace(min(CHUNK_STRANDS, n), count, knots_per_strand)
         chunk = strands[start : start + CHUNK_STRANDS]
-        coords = _coordinates(chunk)
+        rows = len(chunk)
+        row_offset = work.row_offset[:rows]
         if knots_per_strand == count:
             # A B-spline through every input point: each point is its own knot.
-            knot_coords = coords
+            coords = knot_coords = _coordinates(chunk)
             params = np.broadcast_to(np.linspace(0.0, 1.0, count), chunk.shape[:2])
+            flat_segment = (params * (knots_per_strand - 1)).astype(np.int64) + row_offset
         else:
-            params, _ = _arc_length_params(coords)
-        # Which written segment covers each input point, and where in it.
-        position = params * (knots_per_strand - 1)
-        segment = position.astype(np.int64)
-        if knots_per_strand != count:
-            knot_coords = _uniform_knots(params, segment, coords, knots_per_strand)
-        np.minimum(segment, knots_per_strand - 2, out=segment)
+            coords, params = _chunk_params(chunk, work)
+            # Which written segment covers each input point.
+            flat_segment = _knot_segments(params, knots_per_strand, work)
+            knot_coords = _uniform_knots(params, flat_segment, coords, knots_per_strand)
+        # The last knot starts no segment: points at the tip belong to the one before it.
+        np.minimum(flat_segment, row_offset + (knots_per_strand - 2), out=flat_segment)
         if basis == "linear":
-            out[start : start + len(chunk)] = np.stack(knot_coords, axis=-1)
+            for axis, knot in enumerate(knot_coords):
+                out[start : start + rows, :, axis] = knot
             if not deviation:
-                continue
-            distance = _segment_distance(coords, knot_coords, segment)
+                return 0.0, 0.0
+            distance = _segment_distance(coords, knot_coords, flat_segment, work)
         else:
+            segment = flat_segment - row_offset
+            position = params * (knots_per_strand - 1)  # where in its segment each point is
             control = interpolating_bspline(np.stack(knot_coords, axis=-1))
             weights = bspline_basis(position - segment).astype(np.float32)  # [n,V,4]
             curve = -np.ascontiguousarray(chunk, dtype=np.float32)
             for k in range(4):
                 curve += weights[..., k : k + 1] * _gather_points(control, segment + k)
             distance = np.sqrt(np.einsum("...i,...i->...", curve, curve))
-            out[start : start + len(chunk)] = control
-        worst = max(worst, float(distance.max()))
-        total += float(distance.sum(dtype=np.float64))
+            out[start : start + rows] = control
+        return float(distance.max()), float(distance.sum(dtype=np.float64))
+
+    results = _run_chunks(one_chunk, range(0, n, CHUNK_STRANDS), threads)
+    # Summed in chunk order whatever the threads: the mean does not depend on them.
+    worst = max((worst for worst, _ in results), default=0.0)
+    total = sum(total for _, total in results)
     return Resampled(points=out, max_deviation=worst, mean_deviation=total / max(n * count, 1))
+
+
+def resample_many(strands: np.ndarray, counts: tuple[int, ...],
+                  threads: int | None = None) -> list[np.ndarray]:
+    """Linear resamplings of strands [N,V,3] to each of `counts` points, without deviations.
+
+    The same points, bit for bit, as `resample_strands(strands, c, deviation=False).points`
+    for each c, from one arc-length pass: guides need strands at 8 and 16 points, and that
+    pass is half the cost of each.
+    """
+    n, count, _ = strands.shape
+    if any(c < 2 for c in counts):
+        raise ValueError(f"resampling needs at least 2 points per strand, got {counts}")
+    outs = [np.empty((n, c, 3), dtype=np.float32) for c in counts]
+    local = threading.local()
+
+    def one_chunk(start: int) -> None:
+        work = getattr(local, "work", None)
+        if work is None:
+            work = local.work = _Workspace(min(CHUNK_STRANDS, n), count, max(counts))
+        chunk = strands[start : start + CHUNK_STRANDS]
+        rows = len(chunk)
+        coords, params = _chunk_params(chunk, work)
+        for knots, out in zip(counts, outs, strict=True):
+            if knots == count:
+                out[start : start + rows] = chunk
+                continue
+            flat_segment = _knot_segments(params, knots, work)
+            for axis, knot in enumerate(_uniform_knots(params, flat_segment, coords, knots)):
+                out[start : start + rows, :, axis] = knot
+
+    _run_chunks(one_chunk, range(0, n, CHUNK_STRANDS), threads)
+    return outs
+
+
+def _run_chunks(fn, starts: range, threads: int | None) -> list:
+    """fn(start) for every chunk start, in order, on up to `threads` threads."""
+    workers = min(compute_threads() if threads is None else max(1, threads), len(starts))
+    if workers > 1:
+        # numpy and torch release the GIL in every pass here, so chunks run in parallel.
+        with ThreadPoolExecutor(workers, thread_name_prefix="resample") as pool:
+            return list(pool.map(fn, starts))
+    return [fn(start) for start in starts]
+
+
+def compute_threads() -> int:
+    """Threads for the vectorised passes here: the process's CPU share, capped by what the
+    process allows its math libraries (torch's thread count when torch is loaded, which the
+    daemon's thread policy sets; else OMP_NUM_THREADS when set), at most MAX_THREADS."""
+    torch = sys.modules.get("torch")
+    limit = os.environ.get("OMP_NUM_THREADS", "")
+    if torch is not None:
+        threads = torch.get_num_threads()
+    elif limit.isdigit() and int(limit) > 0:
+        threads = int(limit)
+    else:
+        try:
+            threads = len(os.sched_getaffinity(0))
+        except AttributeError:  # not on Linux
+            threads = os.cpu_count() or 1
+    return max(1, min(threads, MAX_THREADS))
 
 
 def tapered_widths(points: int, root_width: float, tip_width: float) -> np.ndarray:

@@ -1,0 +1,134 @@
+"""The fast USD write path (issue 19) gives the same bits as the code it replaced."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pxr import Usd, UsdGeom, Vt
+from tressel.geometry import guides as guide_ops
+from tressel.usd import curves, write_groom
+from tressel.usd import writer as usd_writer
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _previous():
+    """benchmarks/resample_previous.py: the resampler before issue 19."""
+    spec = importlib.util.spec_from_file_location("resample_previous",
+                                                  ROOT / "benchmarks" / "resample_previous.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def awkward_strands(count: int = 1300, points: int = 40, seed: int = 3) -> np.ndarray:
+    """Curly strands plus the cases that take other branches: a zero-length strand, repeated
+    points, one segment spanning many knots, values far apart in magnitude."""
+    rng = np.random.default_rng(seed)
+    t = np.linspace(0.0, 1.0, points)[None, :, None]
+    phase = rng.uniform(0, 6.3, (count, 1, 1))
+    down = np.broadcast_to(t * -2.0, phase.shape[:1] + t.shape[1:])
+    strands = np.concatenate([np.cos(t * 20 + phase), down, np.sin(t * 20 + phase)], -1)
+    strands = strands * rng.uniform(0.01, 0.3, (count, 1, 1)) + rng.normal(size=(count, 1, 3))
+    strands[0] = strands[0, :1]  # zero length
+    strands[1, 5:9] = strands[1, 5]  # repeated points
+    strands[2, 1:] += np.array([0.0, -5.0, 0.0])  # one long first segment
+    strands[3] *= 1e-6
+    return strands.astype(np.float32)
+
+
+@pytest.mark.parametrize("points, basis, deviation", [
+    (32, "linear", True), (2, "linear", True), (5, "linear", False), (40, "linear", True),
+    (61, "linear", True), (12, "bspline", True), (42, "bspline", True),
+])
+@pytest.mark.parametrize("with_torch", [False, True])
+def test_resample_gives_the_previous_bits(monkeypatch, points, basis, deviation, with_torch):
+    previous = _previous()
+    strands = awkward_strands()
+    if with_torch:
+        import torch  # noqa: F401  (loaded: the cumsum goes through torch)
+    else:
+        monkeypatch.delitem(sys.modules, "torch", raising=False)
+    expected = previous.resample_strands(strands, points, basis, deviation=deviation)
+    for threads in (1, 3):
+        got = curves.resample_strands(strands, points, basis, deviation=deviation,
+                                      threads=threads)
+        assert got.points.dtype == np.float32
+        assert np.array_equal(got.points, expected.points)
+        assert got.max_deviation == expected.max_deviation
+        assert got.mean_deviation == expected.mean_deviation
+
+
+def test_resample_into_a_given_buffer_and_many_counts_at_once():
+    strands = awkward_strands(700, 30)
+    out = np.full((700, 9, 3), np.nan, np.float32)
+    result = curves.resample_strands(strands, 9, out=out)
+    assert result.points is out
+    assert np.array_equal(out, _previous().resample_strands(strands, 9).points)
+    with pytest.raises(ValueError, match="C-contiguous float32"):
+        curves.resample_strands(strands, 9, out=np.empty((700, 8, 3), np.float32))
+    many = curves.resample_many(strands, (8, 16, 30))
+    for count, got in zip((8, 16, 30), many, strict=True):
+        expected = curves.resample_strands(strands, count, deviation=False).points
+        assert np.array_equal(got, expected)
+    params, length = curves.arc_length_params(strands)
+    assert params[:, 0].max() == 0.0 and (params[:, -1] == 1.0).all()
+    assert length[0] == 0.0 and length[1] > 0.0
+
+
+def test_usd_arrays_are_filled_in_place_and_extents_match_usd():
+    rng = np.random.default_rng(0)
+    points = rng.normal(size=(50, 7, 3)).astype(np.float32)
+    vt_points = usd_writer._vec3f(points)
+    assert isinstance(vt_points, Vt.Vec3fArray) and len(vt_points) == 350
+    assert np.array_equal(np.asarray(vt_points), points.reshape(-1, 3))
+    widths = curves.tapered_widths(7, 1e-2, 2e-3)
+    vt_widths = usd_writer._widths_array(widths, 50)
+    assert np.array_equal(np.asarray(vt_widths), np.tile(widths, 50))
+    extent = usd_writer._curves_extent(points, widths)
+    assert np.array_equal(np.asarray(extent),
+                          np.asarray(UsdGeom.Curves.ComputeExtent(vt_points, vt_widths)))
+
+
+@pytest.mark.parametrize("units, lod", [("m", False), ("cm", True)])
+def test_layer_points_are_the_resampled_strands(tmp_path, units, lod):
+    from tressel.result import HairMaterial, HairResult
+
+    strands = awkward_strands(400, 24)
+    hair = HairResult(positions=strands, root_uv=np.zeros((400, 2), np.float32),
+                      root_positions=strands[:, 0].copy(),
+                      root_normals=np.tile(np.float32([0, 1, 0]), (400, 1)),
+                      material=HairMaterial.from_raw([0.5] * 11))
+    path = tmp_path / "groom.usdc"
+    report = write_groom(hair, path, points_per_strand=10, guides=0, units=units, lod=lod)
+    stage = Usd.Stage.Open(str(path))
+    prim = stage.GetPrimAtPath("/TresselPayloads/Full" if lod else "/Groom/Strands")
+    written = np.asarray(UsdGeom.BasisCurves(prim).GetPointsAttr().Get())
+    expected = _previous().resample_strands(strands, 10)
+    scale = np.float32(100.0 if units == "cm" else 1.0)
+    assert np.array_equal(written, (expected.points * scale).reshape(-1, 3))
+    assert report.max_deviation == expected.max_deviation
+
+
+def test_cheaper_guides_keep_the_reconstruction_error(monkeypatch):
+    """Second and third guides searched among the own guide's neighbours, and k-means stopped
+    once settled: the error stays within 1% of the exhaustive search run to 10 passes."""
+    from test_guides import clumpy_groom
+
+    positions = clumpy_groom(12000, points=32, seed=2).positions
+    fast = guide_ops.cluster_guides(positions, 300)
+    monkeypatch.setattr(guide_ops, "NEIGHBOURS", 10**6)
+    monkeypatch.setattr(guide_ops, "CONVERGED", 0.0)
+    full = guide_ops.cluster_guides(positions, 300)
+    ours = guide_ops.reconstruction_error(positions, fast)
+    exhaustive = guide_ops.reconstruction_error(positions, full)
+    assert ours["mean"] <= 1.01 * exhaustive["mean"]
+    assert ours["p95"] <= 1.01 * exhaustive["p95"]
+    # the kept samples are what a fresh resampling gives
+    assert np.array_equal(fast.sampled, curves.resample_strands(
+        positions, guide_ops.WEIGHT_POINTS, deviation=False).points)
