@@ -459,21 +459,36 @@ def _grow(models: LoadedModels, bundle: Bundle, scalp_texture: torch.Tensor,
 _SDF_CACHE: OrderedDict[str, Any] = OrderedDict()
 
 
-def collide_with_scalp(hair: HairResult, bundle: Bundle, margin: float) -> None:
-    """Push `hair`'s strands out of the bundle's scalp (capped into a closed head), in place,
-    and record penetration before and after in its provenance."""
-    from tressel.geometry.collision import build_head_sdf, resolve_collisions
+def head_sdf(bundle: Bundle, vertices: np.ndarray, faces: np.ndarray) -> Any:
+    """The signed distance field of the bundle's scalp (capped into a closed head), built
+    once per bundle (a few seconds) and kept for its next jobs."""
+    from tressel.geometry.collision import build_head_sdf
     from tressel.geometry.mesh import TriMesh
 
     with _CACHE_LOCK:
         sdf = _SDF_CACHE.get(bundle.content_hash)
     if sdf is None:
-        scalp = hair.scalp_mesh
-        sdf = build_head_sdf(TriMesh(scalp.vertices, scalp.faces))
+        sdf = build_head_sdf(TriMesh(vertices, faces))
         with _CACHE_LOCK:
             _SDF_CACHE[bundle.content_hash] = sdf
             while len(_SDF_CACHE) > 4:
                 _SDF_CACHE.popitem(last=False)
+    return sdf
+
+
+def warm_collision(bundle: Bundle) -> None:
+    """Build the bundle's head distance field now (the daemon's --preload), not in the first
+    job that collides."""
+    scalp = bundle.scalp_data()
+    head_sdf(bundle, scalp["vertices"], scalp["faces"])
+
+
+def collide_with_scalp(hair: HairResult, bundle: Bundle, margin: float) -> None:
+    """Push `hair`'s strands out of the bundle's scalp (capped into a closed head), in place,
+    and record penetration before and after in its provenance."""
+    from tressel.geometry.collision import resolve_collisions
+
+    sdf = head_sdf(bundle, hair.scalp_mesh.vertices, hair.scalp_mesh.faces)
     hair.positions, report = resolve_collisions(hair.positions, sdf, margin)
     hair.provenance.operations.update(report.as_provenance())
     hair.provenance.operations["collision:mesh"] = "scalp (bundle), capped"

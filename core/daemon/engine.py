@@ -249,14 +249,16 @@ class PipelineEngine:
         return list(entries.values())
 
     def load_model(self, name: str | None) -> dict[str, Any]:
-        """Bring the bundle's networks into memory on every worker device now."""
-        from tressel.pipeline import load_models, resolve_device, resolve_dtype
+        """Bring the bundle's networks into memory on every worker device now, and build its
+        head distance field (collision is on by default)."""
+        from tressel.pipeline import load_models, resolve_device, resolve_dtype, warm_collision
 
         folder, _ = self.resolve_bundle(name)
         bundle = self._bundle(folder)
         for device_name in self._devices:
             device = resolve_device(device_name)
             load_models(bundle, device, resolve_dtype("auto", device))
+        warm_collision(bundle)
         return _model_entry(bundle, self._resident_hashes())
 
     def unload_model(self, name: str | None) -> dict[str, Any]:

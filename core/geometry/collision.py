@@ -7,7 +7,8 @@ head made of several shells, are still inside), the distance exactly (point to t
 narrow band around the surface and by a distance transform beyond it. Strands are then walked
 root to tip, vectorised over strands: each point follows the previous one at its original
 segment length, aimed at where it was, and is pushed out along the field's gradient wherever
-it lies closer to the head than the margin. Roots never move.
+it lies closer to the head than the margin (near the root, than half its arc length from the
+root: a strand growing out of the scalp is left as it is). Roots never move.
 """
 
 from __future__ import annotations
@@ -308,14 +309,29 @@ def penetration(positions: np.ndarray, sdf: HeadSDF, exact: bool = True, chunk: 
     return inside, depth
 
 
+# Near the root a strand cannot be `margin` from the surface: its root is on it. A point at arc
+# length s from the root needs only CLEARANCE_SLOPE * s (a strand leaving the scalp at up to 60
+# degrees from the normal keeps it), so strands that simply grow out of the head are left alone.
+CLEARANCE_SLOPE = 0.5
+
+
+def required_clearance(positions: np.ndarray, margin: float) -> np.ndarray:
+    """[N,V-1] clearance each non-root point must keep: `margin`, less near the root
+    (CLEARANCE_SLOPE times its arc length from the root)."""
+    segment = np.linalg.norm(np.diff(positions, axis=1), axis=2)
+    return np.minimum(margin, CLEARANCE_SLOPE * np.cumsum(segment, axis=1))
+
+
 def resolve_collisions(positions: np.ndarray, sdf: HeadSDF, margin: float = DEFAULT_MARGIN,
                        iterations: int = 8) -> tuple[np.ndarray, CollisionReport]:
-    """Strands [N,V,3] with every point but the root at least `margin` outside the head.
+    """Strands [N,V,3] with every point but the root outside the head, at least `margin` from
+    it (near the root, half the point's arc length from the root, when that is less).
 
-    Only strands that come closer than the margin are touched. Along each of them, point i
-    is placed at its original distance from point i-1, towards its original position, then
-    pushed out along the gradient and put back at that distance, a few times; a last push
-    without the length constraint catches what is left, so no point stays inside.
+    Only strands that come closer than that are touched (checked on the grid, then on the mesh
+    itself within a voxel of the surface). Along each of them, point i is placed at its
+    original distance from point i-1, towards its original position, then pushed out along
+    the gradient and put back at that distance, a few times; a last push without the length
+    constraint catches what is left, so no point stays inside.
     """
     start = time.perf_counter()
     positions = np.asarray(positions, dtype=np.float32)
@@ -323,10 +339,15 @@ def resolve_collisions(positions: np.ndarray, sdf: HeadSDF, margin: float = DEFA
     # Before: the grid's count (to a voxel near the surface); after: exact near the surface.
     inside_before, depth_before = penetration(positions, sdf, exact=False)
     near = np.zeros(n, dtype=bool)
-    # A voxel of slack: the grid's interpolation error stays below it.
-    slack = margin + (sdf.voxel if sdf.mesh is not None else 0.0)
+    # A voxel of slack on the grid (its interpolation error stays below it), then the mesh.
+    slack = sdf.voxel if sdf.mesh is not None else 0.0
     for lo in range(0, n, 8192):
-        near[lo:lo + 8192] = (sdf.sample(positions[lo:lo + 8192, 1:]) < slack).any(axis=1)
+        body = positions[lo:lo + 8192, 1:]
+        need = required_clearance(positions[lo:lo + 8192], margin)
+        close = sdf.sample(body) < need + slack
+        if sdf.mesh is not None and close.any():
+            close[close] = sdf.distance(body[close]) < need[close]
+        near[lo:lo + 8192] = close.any(axis=1)
     touched = np.flatnonzero(near)
     out = positions.copy()
     max_shift = 0.0
@@ -334,30 +355,32 @@ def resolve_collisions(positions: np.ndarray, sdf: HeadSDF, margin: float = DEFA
     if len(touched):
         original = positions[touched].astype(np.float64)
         segment = np.linalg.norm(np.diff(original, axis=1), axis=2)  # [m,V-1]
+        need = required_clearance(original, margin)  # [m,V-1]
         moved = np.empty_like(original)
         moved[:, 0] = original[:, 0]
         for i in range(1, count):
             previous = moved[:, i - 1]
             length = segment[:, i - 1:i]
+            clearance = need[:, i - 1]
             point = _at_length(previous, original[:, i], length)
             for _ in range(iterations):
                 distance, grad = sdf.sample(point, gradient=True)
-                low = distance < margin
+                low = distance < clearance
                 if not low.any():
                     break
                 norm = np.maximum(np.linalg.norm(grad[low], axis=1, keepdims=True), 1e-12)
-                point[low] += (margin - distance[low])[:, None] * grad[low] / norm
+                point[low] += (clearance[low] - distance[low])[:, None] * grad[low] / norm
                 point[low] = _at_length(previous[low], point[low], length[low])
             for _ in range(iterations):  # give up the exact length rather than stay inside
                 distance, grad = sdf.sample(point, gradient=True)
-                low = distance < margin * 0.5
+                low = distance < clearance * 0.5
                 if not low.any():
                     break
                 norm = np.maximum(np.linalg.norm(grad[low], axis=1, keepdims=True), 1e-12)
-                point[low] += (margin - distance[low])[:, None] * grad[low] / norm
+                point[low] += (clearance[low] - distance[low])[:, None] * grad[low] / norm
             moved[:, i] = point
         if sdf.mesh is not None:
-            _exact_clearance(moved, sdf, margin)
+            _exact_clearance(moved, sdf, need)
         out[touched] = moved.astype(np.float32)
         max_shift = float(np.linalg.norm(moved - original, axis=2).max())
         before = segment.sum(axis=1)
@@ -378,18 +401,19 @@ def resolve_collisions(positions: np.ndarray, sdf: HeadSDF, margin: float = DEFA
     return out, report
 
 
-def _exact_clearance(strands: np.ndarray, sdf: HeadSDF, margin: float) -> None:
-    """Put points the grid left within half the margin (by the mesh's exact distance) at the
-    margin along the surface normal, in place; roots excluded."""
+def _exact_clearance(strands: np.ndarray, sdf: HeadSDF, need: np.ndarray) -> None:
+    """Put points the grid left within half their clearance `need` [N,V-1] (by the mesh's
+    exact distance) at that clearance along the surface normal, in place; roots excluded."""
     body = strands[:, 1:]
-    near = sdf.sample(body) < margin + sdf.voxel
+    near = sdf.sample(body) < need + sdf.voxel
     if not near.any():
         return
     points = body[near]
+    clearance = need[near]
     check = np.arange(len(points))
     for _ in range(3):  # a point moved off one face can land near another
         distance, closest, normal = sdf.exact(points[check])
-        low = distance < 0.5 * margin
+        low = distance < 0.5 * clearance[check]
         if not low.any():
             break
         # Outwards is from the closest point away from an outside point, towards it from an
@@ -397,7 +421,7 @@ def _exact_clearance(strands: np.ndarray, sdf: HeadSDF, margin: float) -> None:
         offset = (points[check[low]] - closest[low]) * np.sign(distance[low])[:, None]
         length = np.linalg.norm(offset, axis=1, keepdims=True)
         outward = np.where(length > 1e-9, offset / np.maximum(length, 1e-300), normal[low])
-        points[check[low]] = closest[low] + outward * margin
+        points[check[low]] = closest[low] + outward * clearance[check[low]][:, None]
         check = check[low]
     body[near] = points
 
