@@ -147,3 +147,13 @@ def test_generate_collides_by_default_and_records_it(bundle, tmp_path):
     assert back["collision:pointsInsideAfter"] == 0
     assert back["collision:pointsInsideBefore"] == ops["collision:pointsInsideBefore"]
     assert back["collision:mesh"] == ops["collision:mesh"]
+
+
+def test_loading_a_bundle_in_the_daemon_builds_its_head_field(bundle):
+    """`--preload` (and `models load`) build the distance field, so the first job need not."""
+    from tressel import pipeline
+    from tressel.daemon.engine import PipelineEngine
+
+    pipeline._SDF_CACHE.clear()
+    PipelineEngine(str(bundle.path)).load_model(None)
+    assert list(pipeline._SDF_CACHE) == [bundle.content_hash]
