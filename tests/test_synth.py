@@ -116,3 +116,28 @@ def test_synthesize_writes_the_documented_format(tmp_path):
     from tressel.errors import ConfigError
     with pytest.raises(ConfigError):
         synthesize(out, count=2, seed=6, num_strands=200, image_size=32)
+
+
+@pytest.mark.parametrize("curl,radius,period", [("wavy", 0.008, 0.05), ("curly", 0.01, 0.025),
+                                                 ("coily", 0.004, 0.008)])
+def test_curl_offsets_curl_a_straight_centreline_into_its_class(curl, radius, period):
+    """`curl_offsets` (what grows curly grooms) curls a decoded straight centreline again,
+    into the curl class the evaluation measures; roots stay where they were."""
+    from tressel.synth.groom import curl_offsets
+    from tressel.train.attributes import measure_groom
+
+    n, v = 40, 256
+    rng = np.random.default_rng(0)
+    # Straight strands 20 cm long hanging down, roots on a line, scalp normal +Y.
+    centre = np.zeros((n, v, 3))
+    centre[:, :, 1] = -np.linspace(0, 0.2, v)[None, :]
+    centre[:, :, 0] = np.linspace(-0.05, 0.05, n)[:, None]
+    normals = np.tile([0.0, 0.0, 1.0], (n, 1))
+    assert measure_groom(centre)["curl_class"] == "straight"
+    offsets = curl_offsets(centre, normals, np.full(n, 0.2), np.full(n, radius), period,
+                           rng.uniform(0, 2 * np.pi, n), helix=curl != "wavy")
+    curled = centre + offsets
+    np.testing.assert_allclose(offsets[:, 0], 0.0, atol=1e-12)
+    assert measure_groom(curled)["curl_class"] == curl
+    # The curl adds arc length: the centreline is shorter than the curled strand.
+    assert measure_groom(curled)["length_cm"] > 20.5
