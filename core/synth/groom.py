@@ -210,6 +210,26 @@ def curl_offsets(centre: np.ndarray, root_normals: np.ndarray, centre_len: np.nd
     return offset - offset[:, :1]
 
 
+def recurl(strands: np.ndarray, root_normals: np.ndarray, curl_type: str, radius: float,
+           period: float, rng: np.random.Generator) -> np.ndarray:
+    """Curl strands [N,V,3] that came back straight from a strand codec, the way grooms are
+    grown: a codec that cannot represent curls decodes each curly strand as its centreline, so
+    adding the style's wave or helix around it restores the curl and its length. Radius
+    varies per strand like in `grow_groom`, with a random phase; straight hair is unchanged."""
+    if curl_type not in CURL_TYPES:
+        raise ValueError(f"unknown curl type {curl_type!r} (known: {', '.join(CURL_TYPES)})")
+    if curl_type == "straight" or radius <= 0 or len(strands) == 0:
+        return strands
+    centre = np.asarray(strands, np.float64)
+    n = len(centre)
+    centre_len = np.linalg.norm(np.diff(centre, axis=1), axis=-1).sum(1)
+    per_strand = radius * np.exp(rng.normal(0, 0.15, n))
+    offsets = curl_offsets(centre, np.asarray(root_normals, np.float64), centre_len, per_strand,
+                           max(float(period), 1e-3), rng.uniform(0, 2 * math.pi, n),
+                           helix=curl_type != "wavy")
+    return (centre + offsets).astype(strands.dtype)
+
+
 def clear_face(points: np.ndarray, bangs: np.ndarray | None = None) -> np.ndarray:
     """Move points that hang in front of the face (below the brows) out to its sides.
 
