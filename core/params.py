@@ -183,6 +183,7 @@ GENERATE_CHECKS: dict[str, Callable[[Any], Any]] = {
     "decode_chunk_size": _optional(check_chunk),
     "collide": lambda v: check_bool("collide", v),
     "collision_margin": check_collision_margin,
+    "curl": lambda v: check_bool("curl", v),
 }
 
 # The writer options a request or the CLI sets; `WriteOptions.check` checks how they combine.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import os
 import threading
 import time
@@ -55,6 +56,8 @@ class GenerateParams:
     decode_chunk_size: int | None = None  # strands per decoder chunk (None: the codec's)
     collide: bool = True  # push strands out of the scalp (closed by a cap), lengths kept
     collision_margin: float = 5.0e-4  # metres kept between strand points and the scalp
+    # Curl decoded strands as the image reads (bundles whose encoder has a style head only)
+    curl: bool = True
 
     def validate(self) -> None:
         """Check every field's type and bounds (`tressel.params`, shared with the CLI and the
@@ -322,9 +325,15 @@ def run_generate(
 
     from tressel.roots import rowcol_to_st
 
+    positions = grown.strands_world
+    style_head = getattr(models.image_encoder, "style_head", None)
+    if params.curl and style_head is not None:
+        positions = curl_from_image(style_head.read(cls_token, patch_map), positions,
+                                    grown.root_normals, generator)
+
     scalp = models.scalp
     hair = HairResult(
-        positions=grown.strands_world.astype(np.float32),
+        positions=positions.astype(np.float32),
         # DiffLocks samples roots as (row, col) = (1 - t, s); HairResult carries the mesh's (s, t).
         root_uv=rowcol_to_st(grown.root_uv),
         root_positions=grown.root_positions.astype(np.float32),
@@ -355,6 +364,23 @@ def run_generate(
                                                             for k, v in timings.items()))
     return GenerateOutput(hair=hair, crop_image=face.image, timings=timings, device=str(device),
                           dtype=str(dtype).replace("torch.", ""))
+
+
+def curl_from_image(style: dict[str, Any], strands: np.ndarray, root_normals: np.ndarray,
+                    generator: torch.Generator) -> np.ndarray:
+    """Curl decoded strands [N,V,3] the way the image reads (`style`: a style head's
+    curl_type, curl_radius_cm, log_curl_period). A small strand codec decodes a curly strand
+    as its centreline (benchmarks/bench_codec_curl.py); this adds the wave or helix back
+    around it (tressel.synth.groom.recurl). Seeded from the job's generator."""
+    from tressel.synth.groom import recurl
+
+    curl_type = str(style.get("curl_type", "straight"))
+    if curl_type == "straight":
+        return strands
+    radius = max(float(style["curl_radius_cm"]), 0.0) / 100.0
+    period = math.exp(float(style["log_curl_period"]))
+    seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
+    return recurl(strands, root_normals, curl_type, radius, period, np.random.default_rng(seed))
 
 
 def _load_image(image: ImageInput) -> Any:

@@ -8,7 +8,8 @@ with the measured length, curl and colour written under it:
     python examples/portrait_grooms.py out.png --bundle runs/demo/bundle --seed 1
 
 The portraits are those of `tressel.train.portraits` (scikit-image's astronaut, Matplotlib's
-Grace Hopper, Mahotas' Luis Pedro and Lena); missing packages skip their photo. Lena's photo is
+Grace Hopper, Mahotas' Luis Pedro and Lena, and the public-domain photos in the checkout's
+tests/data/portraits); missing packages or files skip their photo. Lena's photo is
 not reproduced (its rights are unclear); her row shows a grey panel instead, the groom is real.
 """
 

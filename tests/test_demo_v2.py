@@ -128,7 +128,7 @@ def tiny_v2_recipe(root) -> dict:
         spec.update(image_size=64, look="photo")
     recipe["image_encoder"] = {
         "config": {"architecture": "tf_efficientnet_lite0", "embed_dim": 32, "hidden_dim": 32},
-        "augment_copies": 1, "train": recipe["image_encoder"]["train"]}
+        "augment_copies": 1, "style_head": True, "train": recipe["image_encoder"]["train"]}
     recipe["eval"].update(attributes=True, portraits=True, portrait_seeds=[0])
     return recipe
 
@@ -147,6 +147,8 @@ def test_train_all_with_the_pretrained_encoder_and_photo_renders(tmp_path):
     bundle = Bundle.open(out)
     assert bundle.verify() == []
     assert bundle.config("image_encoder")["architecture"] == "tf_efficientnet_lite0"
+    # The projection's attribute heads ride in the bundle (curl for jobs, issue 16)
+    assert bundle.config("image_encoder")["style_head"]["categories"]["curl_type"][-1] == "coily"
     feats = torch.load(work / "image_encoder" / "features.pt", weights_only=True)
     assert feats["patch_bank"].shape == (2, 4, 32, 2, 2)  # render + 1 copy, 2 grooms mirrored
     hair = generate(work / "data" / "heldout" / "g000000" / "render.png", out,

@@ -116,3 +116,60 @@ def test_synthesize_writes_the_documented_format(tmp_path):
     from tressel.errors import ConfigError
     with pytest.raises(ConfigError):
         synthesize(out, count=2, seed=6, num_strands=200, image_size=32)
+
+
+@pytest.mark.parametrize("curl,radius,period", [("wavy", 0.008, 0.05), ("curly", 0.01, 0.025),
+                                                 ("coily", 0.004, 0.008)])
+def test_curl_offsets_curl_a_straight_centreline_into_its_class(curl, radius, period):
+    """`curl_offsets` (what grows curly grooms) curls a decoded straight centreline again,
+    into the curl class the evaluation measures; roots stay where they were."""
+    from tressel.synth.groom import curl_offsets
+    from tressel.train.attributes import measure_groom
+
+    n, v = 40, 256
+    rng = np.random.default_rng(0)
+    # Straight strands 20 cm long hanging down, roots on a line, scalp normal +Y.
+    centre = np.zeros((n, v, 3))
+    centre[:, :, 1] = -np.linspace(0, 0.2, v)[None, :]
+    centre[:, :, 0] = np.linspace(-0.05, 0.05, n)[:, None]
+    normals = np.tile([0.0, 0.0, 1.0], (n, 1))
+    assert measure_groom(centre)["curl_class"] == "straight"
+    offsets = curl_offsets(centre, normals, np.full(n, 0.2), np.full(n, radius), period,
+                           rng.uniform(0, 2 * np.pi, n), helix=curl != "wavy")
+    curled = centre + offsets
+    np.testing.assert_allclose(offsets[:, 0], 0.0, atol=1e-12)
+    assert measure_groom(curled)["curl_class"] == curl
+    # The curl adds arc length: the centreline is shorter than the curled strand.
+    assert measure_groom(curled)["length_cm"] > 20.5
+
+
+def test_recurl_restores_the_curl_a_codec_averaged_away():
+    """A coily groom reduced to its centrelines (what the demo codec decodes) gets its class
+    and most of its length back from `recurl`; straight hair and empty grooms are unchanged."""
+    from tressel.synth.groom import recurl
+    from tressel.train.attributes import measure_groom
+
+    style = GroomStyle(
+        length_class="long", length=0.3, curl_type="coily", curl_radius=0.004,
+        curl_period=0.008, parting="center", part_offset=0.0, bangs=False, volume=0.8,
+        gravity=0.1, clumping=0.0, frizz=0.0, density=1.0, hairline_recession=0.0,
+        melanin=0.5, redness=0.2, root_darkness_start=0.0, root_darkness_end=0.2,
+        root_darkness_strength=0.0)
+    curly = grow_groom(style, 120, seed=2)
+    flat = grow_groom(GroomStyle(**{**style.to_dict(), "curl_type": "straight",
+                                    "curl_radius": 0.0}), 120, seed=2)
+    normals = scalp_points(curly.root_uv).normals
+    truth, before = measure_groom(curly.positions), measure_groom(flat.positions)
+    assert truth["curl_class"] == "coily" and before["curl_class"] == "straight"
+    # Centrelines of the right length: the coil shrinks the centreline (as in grow_groom).
+    shrink = 0.008 / np.hypot(0.008, 2 * np.pi * 0.004)
+    centre = flat.positions[:, :1] + (flat.positions - flat.positions[:, :1]) * shrink
+    again = recurl(centre, normals, "coily", 0.004, 0.008, np.random.default_rng(0))
+    after = measure_groom(again)
+    assert after["curl_class"] == "coily"
+    assert after["length_cm"] == pytest.approx(truth["length_cm"], rel=0.15)
+    np.testing.assert_allclose(again[:, 0], centre[:, 0], atol=1e-6)
+    same = recurl(centre, normals, "straight", 0.0, 0.05, np.random.default_rng(0))
+    assert same is centre
+    with pytest.raises(ValueError, match="unknown curl type"):
+        recurl(centre, normals, "kinky", 0.004, 0.008, np.random.default_rng(0))

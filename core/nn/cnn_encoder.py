@@ -101,6 +101,34 @@ def load_strict(module: nn.Module, state_dict: dict[str, torch.Tensor], source: 
                           f"{missing[:3]}, unexpected {unexpected[:3]})")
 
 
+class StyleHead(nn.Module):
+    """Linear heads on [pooled vector, mean of the patch map]: style attributes of the hair.
+
+    `spec` names them: {"continuous": [names], "categories": {name: [labels]}}, and the
+    continuous outputs are in units of the training targets' spread (`cont_mean`, `cont_std`).
+    """
+
+    def __init__(self, dim: int, spec: dict[str, Any]) -> None:
+        super().__init__()
+        self.continuous = [str(n) for n in spec["continuous"]]
+        self.categories = {str(k): [str(v) for v in labels]
+                           for k, labels in spec["categories"].items()}
+        self.regress = nn.Linear(dim, len(self.continuous))
+        self.classify = nn.ModuleList(nn.Linear(dim, len(v)) for v in self.categories.values())
+        self.register_buffer("cont_mean", torch.zeros(len(self.continuous)))
+        self.register_buffer("cont_std", torch.ones(len(self.continuous)))
+
+    @torch.no_grad()
+    def read(self, cls: torch.Tensor, patch_map: torch.Tensor) -> dict[str, float | str]:
+        """The attributes of one image from its encoder outputs (cls [1,D], map [1,D,h,w])."""
+        feats = torch.cat([cls.float(), patch_map.float().mean((2, 3))], dim=-1)
+        values = self.regress(feats)[0] * self.cont_std + self.cont_mean
+        out: dict[str, float | str] = {n: float(v) for n, v in zip(self.continuous, values)}
+        for (name, labels), head in zip(self.categories.items(), self.classify):
+            out[name] = labels[int(head(feats)[0].argmax())]
+        return out
+
+
 class CNNImageEncoder(nn.Module):
     """Pretrained CNN features of a face crop: a pooled vector and a patch map, projected."""
 
@@ -114,6 +142,10 @@ class CNNImageEncoder(nn.Module):
                                   nn.Conv2d(c.hidden_dim, c.embed_dim, 1))
         self.cls_proj = nn.Sequential(nn.Linear(c.backbone_dim, c.hidden_dim), nn.GELU(),
                                       nn.Linear(c.hidden_dim, c.embed_dim))
+        # Optional (config extra `style_head`): the attribute heads the projection was taught
+        # with, kept so a job can read the hair's curl off the photo (tressel.pipeline).
+        head = c.extra.get("style_head")
+        self.style_head = StyleHead(2 * c.embed_dim, head) if head else None
         self.register_buffer("mean", torch.tensor(c.normalize_mean, dtype=torch.float32)
                              .view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(c.normalize_std, dtype=torch.float32)

@@ -189,6 +189,47 @@ def _tangents(points: np.ndarray) -> np.ndarray:
     return _normalize(tangents)
 
 
+def curl_offsets(centre: np.ndarray, root_normals: np.ndarray, centre_len: np.ndarray,
+                 radius: np.ndarray, period: float | np.ndarray, phase: np.ndarray,
+                 helix: bool) -> np.ndarray:
+    """Offsets [N,V,3] that curl centrelines [N,V,3] around themselves: a planar wave
+    (`helix` False) or a helix of `radius` [N] metres and `period` metres along the
+    centreline, starting at `phase` [N] radians and fading in over the first 1.5 cm so roots
+    stay put. Used to grow curly grooms, and to curl decoded centrelines again."""
+    v = centre.shape[1]
+    tangents = _tangents(centre)
+    side_dir = np.cross(tangents[:, 0], root_normals)
+    u = _parallel_frames(tangents, side_dir + 1e-3 * root_normals)
+    w = np.cross(tangents, u)
+    arc = np.linspace(0, 1, v)[None, :] * np.asarray(centre_len)[:, None]
+    period = np.asarray(period, np.float64)
+    angle = 2 * math.pi * arc / (period[:, None] if period.ndim else period) + phase[:, None]
+    ramp = np.clip(arc / 0.015, 0, 1)[..., None]
+    offset = np.asarray(radius)[:, None, None] * ramp * (
+        np.cos(angle)[..., None] * u + float(helix) * np.sin(angle)[..., None] * w)
+    return offset - offset[:, :1]
+
+
+def recurl(strands: np.ndarray, root_normals: np.ndarray, curl_type: str, radius: float,
+           period: float, rng: np.random.Generator) -> np.ndarray:
+    """Curl strands [N,V,3] that came back straight from a strand codec, the way grooms are
+    grown: a codec that cannot represent curls decodes each curly strand as its centreline, so
+    adding the style's wave or helix around it restores the curl and its length. Radius
+    varies per strand like in `grow_groom`, with a random phase; straight hair is unchanged."""
+    if curl_type not in CURL_TYPES:
+        raise ValueError(f"unknown curl type {curl_type!r} (known: {', '.join(CURL_TYPES)})")
+    if curl_type == "straight" or radius <= 0 or len(strands) == 0:
+        return strands
+    centre = np.asarray(strands, np.float64)
+    n = len(centre)
+    centre_len = np.linalg.norm(np.diff(centre, axis=1), axis=-1).sum(1)
+    per_strand = radius * np.exp(rng.normal(0, 0.15, n))
+    offsets = curl_offsets(centre, np.asarray(root_normals, np.float64), centre_len, per_strand,
+                           max(float(period), 1e-3), rng.uniform(0, 2 * math.pi, n),
+                           helix=curl_type != "wavy")
+    return (centre + offsets).astype(strands.dtype)
+
+
 def clear_face(points: np.ndarray, bangs: np.ndarray | None = None) -> np.ndarray:
     """Move points that hang in front of the face (below the brows) out to its sides.
 
@@ -273,19 +314,9 @@ def grow_groom(style: GroomStyle, num_strands: int, seed: int,
 
     positions = centre
     if style.curl_type != "straight":
-        tangents = _tangents(centre)
-        side_dir = np.cross(tangents[:, 0], pts.normals)
-        u = _parallel_frames(tangents, side_dir + 1e-3 * pts.normals)
-        w = np.cross(tangents, u)
-        arc = np.linspace(0, 1, v)[None, :] * centre_len[:, None]
-        angle = 2 * math.pi * arc / period + clump_phase[:, None]
-        ramp = np.clip(arc / 0.015, 0, 1)[..., None]
-        radius = style.curl_radius * np.exp(rng.normal(0, 0.15, n))[:, None, None]
-        helix = 0.0 if style.curl_type == "wavy" else 1.0
-        offset = radius * ramp * (np.cos(angle)[..., None] * u
-                                  + helix * np.sin(angle)[..., None] * w)
-        offset -= offset[:, :1]
-        positions = centre + offset
+        radius = style.curl_radius * np.exp(rng.normal(0, 0.15, n))
+        positions = centre + curl_offsets(centre, pts.normals, centre_len, radius, period,
+                                          clump_phase, helix=style.curl_type != "wavy")
 
     if style.frizz > 0.01:
         walk = np.cumsum(rng.normal(0, 1, (n, v, 3)), axis=1) / math.sqrt(v)

@@ -108,9 +108,10 @@ def evaluate(bundle, dataset: Path, count: int | None = None, max_strands: int =
     modes = {
         "image": GenerateParams(seed=seed, crop=False, max_strands=max_strands, collide=False),
         # guidance 0 everywhere = the unconditional denoiser alone: the image is ignored
+        # (and no curl read off it by the encoder's style head)
         "ignore_image": GenerateParams(seed=seed, crop=False, max_strands=max_strands,
                                        guidance=0.0, guidance_interval=(0.0, MAX_SIGMA),
-                                       collide=False),
+                                       collide=False, curl=False),
     }
     for i, folder in enumerate(folders):
         check_cancel(cancel)

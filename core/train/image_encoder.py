@@ -252,3 +252,20 @@ def project_bank(encoder, bank: torch.Tensor, batch_size: int = 64
         cls_all.append(torch.cat(cls_k))
         patch_all.append(torch.cat(patch_k))
     return torch.stack(cls_all), torch.stack(patch_all)
+
+
+def style_head_state(checkpoint: Path) -> tuple[dict, dict[str, torch.Tensor]]:
+    """(spec, `style_head.*` weights) of a CNN projection's attribute heads, from the EMA
+    weights of its training checkpoint: what `tressel.nn.cnn_encoder.StyleHead` loads."""
+    from tressel.errors import ConfigError
+
+    if not Path(checkpoint).is_file():
+        raise ConfigError(f"{checkpoint} is missing: the style head comes from the image "
+                          "encoder's training checkpoint; run `tressel train image-encoder`")
+    ema = torch.load(checkpoint, map_location="cpu", weights_only=False)["ema"]
+    keep = ("regress.", "classify.", "cont_mean", "cont_std")
+    state = {f"style_head.{k}": v.float().contiguous() for k, v in ema.items()
+             if k.startswith(keep)}
+    spec = {"continuous": list(CONTINUOUS),
+            "categories": {k: list(v) for k, v in CATEGORIES.items()}}
+    return spec, state

@@ -416,11 +416,21 @@ def stage_bundle(recipe: Recipe, work: Workdir, out: Path, progress=None, cancel
 
     mesh, scalp = _scalp(recipe)
     rgb_config = json.loads((work.stage("rgb2material") / "config.json").read_text())
+    encoder_config = image_encoder_config(recipe)
+    encoder_state = _load_safetensors(work.stage("image-encoder") / "final.safetensors")
+    if recipe.get("image_encoder").get("style_head"):
+        # The projection's attribute heads ride along, so jobs can curl strands as the image
+        # reads (tressel.pipeline.curl_from_image); they come from the stage's checkpoint.
+        from tressel.train.image_encoder import style_head_state
+
+        head_spec, head_state = style_head_state(work.stage("image-encoder") / "checkpoint.pt")
+        encoder_config["style_head"] = head_spec
+        encoder_state.update(head_state)
     spec = ReleaseSpec(
         diffusion=json.loads((work.stage("diffusion") / "config.json").read_text()),
         strand_codec=codec_config(recipe, work),
         rgb2material=rgb_config,
-        image_encoder=image_encoder_config(recipe),
+        image_encoder=encoder_config,
         crop_size=int(recipe.raw["crop_size"]),
         uv_map_size=int(recipe.raw.get("uv_map_size", 256)),
         sampler=recipe.get("sampler", {}),
@@ -439,7 +449,7 @@ def stage_bundle(recipe: Recipe, work: Workdir, out: Path, progress=None, cancel
         "diffusion": _load_safetensors(work.stage("diffusion") / "final.safetensors"),
         "strand_codec": _load_safetensors(work.stage("strand-codec") / "final.safetensors"),
         "rgb2material": _load_safetensors(work.stage("rgb2material") / "final.safetensors"),
-        "image_encoder": _load_safetensors(work.stage("image-encoder") / "final.safetensors"),
+        "image_encoder": encoder_state,
     }
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
