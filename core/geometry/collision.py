@@ -363,15 +363,18 @@ def resolve_collisions(positions: np.ndarray, sdf: HeadSDF, margin: float = DEFA
             length = segment[:, i - 1:i]
             clearance = need[:, i - 1]
             point = _at_length(previous, original[:, i], length)
+            clear = False
             for _ in range(iterations):
                 distance, grad = sdf.sample(point, gradient=True)
                 low = distance < clearance
                 if not low.any():
+                    clear = True
                     break
                 norm = np.maximum(np.linalg.norm(grad[low], axis=1, keepdims=True), 1e-12)
                 point[low] += (clearance[low] - distance[low])[:, None] * grad[low] / norm
                 point[low] = _at_length(previous[low], point[low], length[low])
-            for _ in range(iterations):  # give up the exact length rather than stay inside
+            # Give up the exact length rather than stay inside (nothing to do when all clear).
+            for _ in range(0 if clear else iterations):
                 distance, grad = sdf.sample(point, gradient=True)
                 low = distance < clearance * 0.5
                 if not low.any():
@@ -386,7 +389,12 @@ def resolve_collisions(positions: np.ndarray, sdf: HeadSDF, margin: float = DEFA
         before = segment.sum(axis=1)
         after = np.linalg.norm(np.diff(moved, axis=1), axis=2).sum(axis=1)
         max_length_change = float((np.abs(after - before) / np.maximum(before, 1e-12)).max())
-    inside_after, depth_after = penetration(out, sdf)
+    # Untouched strands passed the same test penetration() applies (grid, then the mesh within
+    # a voxel of it) with a positive clearance: none of their points is inside.
+    inside_after = np.zeros(n, np.int64)
+    depth_after = np.zeros(n)
+    if len(touched):
+        inside_after[touched], depth_after[touched] = penetration(out[touched], sdf)
     report = CollisionReport(
         points_inside_before=int(inside_before.sum()), points_inside_after=int(inside_after.sum()),
         strands_inside_before=int((inside_before > 0).sum()),
