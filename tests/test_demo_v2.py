@@ -160,7 +160,9 @@ def test_train_all_with_the_pretrained_encoder_and_photo_renders(tmp_path):
             evaluation["summary"][mode])
     portraits = evaluation["portraits"]
     assert set(portraits["portraits"]) | set(portraits["missing"]) == {
-        "astronaut", "grace_hopper", "luispedro", "lena"}
+        "astronaut", "grace_hopper", "luispedro", "lena", "obama"}
+    assert "obama_under_5cm" in portraits["checks"]
     card = (out / "MODEL_CARD.md").read_text()
     assert "## Real portraits" in card and "| length_class_acc |" in card
     assert "tf_efficientnet_lite0 pretrained on ImageNet" in card
+    assert "rides in the bundle" in card or "ride in the bundle" in card

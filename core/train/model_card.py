@@ -33,7 +33,11 @@ def _encoder_line(recipe: dict[str, Any]) -> str:
                 "channels, taught on the renders to carry every style attribute. The pooled "
                 "vector and the projected map condition the diffusion model and rgb2material "
                 "where DiffLocks uses DINOv2's CLS token and patch map. The diffusion model and "
-                "rgb2material also train on the features of augmented copies of each render.")
+                "rgb2material also train on the features of augmented copies of each render."
+                + (" The projection's attribute heads ride in the bundle (`style_head`): a job "
+                   "reads the hair's curl type, radius and period off the photo and curls the "
+                   "decoded strands with them, because the small strand codec decodes a curl "
+                   "as its centreline." if recipe["image_encoder"].get("style_head") else ""))
     return ("- Image encoder: a DINOv2-architecture ViT with registers "
             f"({json.dumps(config)}), trained from scratch on the renders "
             "to predict every style attribute, then frozen. Pretrained DINOv2 weights cannot be "
@@ -65,8 +69,9 @@ def _look_lines(train: dict[str, Any]) -> list[str]:
 
 def _portrait_lines(portraits: dict[str, Any]) -> list[str]:
     rows = portraits.get("portraits", {})
-    lines = [("`tressel generate` with the default face crop on every real portrait the test "
-              "packages ship, seeds " + ", ".join(
+    lines = [("`tressel generate` with the default face crop on every real portrait available "
+              "to the tests (those the test packages ship, and the public-domain photos in the "
+              "checkout's `tests/data/portraits`), seeds " + ", ".join(
                   str(s) for s in next(iter(rows.values()))["seeds"]) + " (means). What the "
               "photo shows is our reading of it, not measured ground truth."
               if rows else "No portrait was available."), ""]
