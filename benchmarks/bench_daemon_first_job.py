@@ -1,6 +1,6 @@
 """The daemon's first job after start against a warm second job, phase by phase, in one run.
 
-    .venv/bin/python benchmarks/bench_daemon_first_job.py [--rounds 2] [--steps 30] [--bundle B]
+    .venv/bin/python benchmarks/bench_daemon_first_job.py [--rounds 2] [--steps 30] [--bundle B] [--preload]
 
 Each round starts a fresh daemon (empty state folder, so nothing is cached; `--device cpu`,
 the default bundle: the shipped demo model unless `--bundle`) and times:
@@ -56,6 +56,8 @@ def one_round(work: Path, args: argparse.Namespace) -> dict[str, float]:
     command = [sys.executable, "-m", "tressel.daemon", "start", "--device", "cpu"]
     if args.bundle:
         command += ["--bundle", args.bundle]
+    if args.preload:
+        command.append("--preload")
     started = time.perf_counter()
     daemon = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -102,6 +104,8 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2, help="fresh daemons (default 2)")
     parser.add_argument("--steps", type=int, default=30, help="diffusion steps (default 30)")
     parser.add_argument("--bundle", help="model bundle (default: the daemon's default)")
+    parser.add_argument("--preload", action="store_true",
+                        help="start the daemons with --preload (networks and head field at start)")
     args = parser.parse_args()
     rounds = []
     for _ in range(args.rounds):
@@ -110,7 +114,8 @@ def main() -> int:
     best = {key: min(r[key] for r in rounds) for key in rounds[0]}
     print(f"daemon first job vs second job: {args.bundle or 'default bundle'}, {PHOTO.name}, "
           f"{args.steps} steps, CPU ({os.cpu_count()} cores), best of {args.rounds} fresh "
-          f"daemon(s); threads per job {best.get('first threads'):.0f}")
+          f"daemon(s){', --preload' if args.preload else ''}; threads per job "
+          f"{best.get('first threads'):.0f}")
     print(f"  start -> ready  {best['start -> ready']:7.2f} s")
     phases = [k.split(" ", 1)[1] for k in best if k.startswith("first ") and k != "first job"
               and k != "first threads"]
