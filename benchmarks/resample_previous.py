@@ -2,7 +2,8 @@
 
 bench_usd_write.py times it against the current `tressel.usd.curves.resample_strands` in the
 same run, and tests/test_usd_write_path.py checks that the current one gives the same bits.
-Not used by Tressel itself.
+Not used by Tressel itself. The B-spline helpers, which issue 19 did not change, come from
+`tressel.usd.curves`.
 """
 
 from __future__ import annotations
@@ -10,6 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+# Unchanged by issue 19: shared with the current resampler rather than copied.
+from tressel.usd.curves import _gather_points, bspline_basis, interpolating_bspline
 
 CHUNK_STRANDS = 512
 BASES = ("linear", "bspline")
@@ -129,62 +133,6 @@ def _segment_distance(coords: list[np.ndarray], knot_coords: list[np.ndarray],
         b *= b
         distance += b
     return np.sqrt(distance, out=distance)
-
-
-def _gather_points(points: np.ndarray, index: np.ndarray) -> np.ndarray:
-    """points[r, index[r, i]] for points [n,K,3] and index [n,V], by flat indexing."""
-    n, count, _ = points.shape
-    flat = index + (np.arange(n) * count)[:, None]
-    return np.take(points.reshape(-1, 3), flat, axis=0)
-
-
-def bspline_basis(t: np.ndarray) -> np.ndarray:
-    """Uniform cubic B-spline weights [..., 4] for local parameters t in [0, 1]."""
-    t2, t3 = t * t, t * t * t
-    return np.stack(
-        [(1 - t) ** 3, 3 * t3 - 6 * t2 + 4, -3 * t3 + 3 * t2 + 3 * t + 1, t3], axis=-1
-    ) / 6.0
-
-
-def interpolating_bspline(knots: np.ndarray) -> np.ndarray:
-    """Control points [n,M+2,3] of uniform cubic B-splines through `knots` [n,M,3].
-
-    The spline passes through knot j at the start of segment j, so its ends are the root and
-    the tip. End conditions C0 = 2 C1 - C2 (and mirrored) make C1 the root and C[M] the tip;
-    the interior solves the constant tridiagonal system C[j] + 4 C[j+1] + C[j+2] = 6 D[j]
-    by the Thomas algorithm, looping over points and vectorised over strands.
-    """
-    n, m, _ = knots.shape
-    if m < 2:
-        raise ValueError("a B-spline needs at least 2 knots per strand")
-    control = np.empty((n, m + 2, 3), dtype=np.float64)
-    control[:, 1] = knots[:, 0]
-    control[:, m] = knots[:, m - 1]
-    unknowns = m - 2  # C[2] .. C[m-1]
-    if unknowns > 0:
-        rhs = 6.0 * knots[:, 1 : m - 1].astype(np.float64)
-        rhs[:, 0] -= knots[:, 0]
-        rhs[:, -1] -= knots[:, m - 1]
-        # Forward sweep with diagonal 4 and off-diagonals 1: the modified upper coefficients
-        # are the same for every strand.
-        upper = np.empty(unknowns)
-        upper[0] = 1.0 / 4.0
-        rhs[:, 0] /= 4.0
-        for i in range(1, unknowns):
-            denom = 4.0 - upper[i - 1]
-            upper[i] = 1.0 / denom
-            rhs[:, i] = (rhs[:, i] - rhs[:, i - 1]) / denom
-        for i in range(unknowns - 2, -1, -1):
-            rhs[:, i] -= upper[i] * rhs[:, i + 1]
-        control[:, 2:m] = rhs
-    control[:, 0] = 2.0 * control[:, 1] - control[:, 2]
-    control[:, m + 1] = 2.0 * control[:, m] - control[:, m - 1]
-    return control
-
-
-def evaluate_bspline_knots(control: np.ndarray) -> np.ndarray:
-    """Points where the segments of uniform cubic B-splines [n,K,3] meet: [n,K-2,3]."""
-    return (control[:, :-2] + 4.0 * control[:, 1:-1] + control[:, 2:]) / 6.0
 
 
 def resample_strands(strands: np.ndarray, points: int, basis: str = "linear",

@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -25,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from tressel.checkpoints import compare_shapes, module_shapes
+from tressel.cpu_threads import torch_threads
 from tressel.errors import BundleError, ConfigError
 from tressel.progress import CancelFlag, ProgressFn, check_cancel
 
@@ -409,16 +409,6 @@ GPU_CHUNK_SIZE = 2048
 _CPU_POOL_LOCK = threading.Lock()
 
 
-@contextmanager
-def _intra_op_threads(count: int) -> Iterator[None]:
-    previous = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
 def decode_strands(codec: StrandCodec | StrandDecoder, latents: torch.Tensor,
                    chunk_size: int | None = None, progress: ProgressFn | None = None,
                    cancel: CancelFlag | None = None, workers: int | None = None,
@@ -476,7 +466,7 @@ def decode_strands(codec: StrandCodec | StrandDecoder, latents: torch.Tensor,
                 run(start)
                 report(step + 1)
             return positions
-        with _CPU_POOL_LOCK, _intra_op_threads(1), \
+        with _CPU_POOL_LOCK, torch_threads(1), \
                 ThreadPoolExecutor(workers, thread_name_prefix="strand-decode") as pool:
             futures = [pool.submit(run, start) for start in starts]
             try:
