@@ -92,3 +92,23 @@ def test_style_head_comes_from_the_image_encoder_checkpoint(tmp_path):
     assert set(state) == {f"style_head.{k}" for k in ema if not k.startswith("proj.")}
     with pytest.raises(ConfigError, match="run `tressel train image-encoder`"):
         style_head_state(tmp_path / "missing.pt")
+
+
+def test_no_curl_on_the_command_line_and_in_batch_manifests():
+    import argparse
+
+    from tressel.commands.job_options import (
+        add_item_options,
+        add_run_options,
+        apply_option_string,
+        generate_values,
+    )
+
+    parser = argparse.ArgumentParser()
+    add_run_options(parser)
+    add_item_options(parser)
+    args = parser.parse_args([])
+    assert generate_values(args)["curl"] is True
+    assert generate_values(parser.parse_args(["--no-curl"]))["curl"] is False
+    apply_option_string(args, "--no-curl --steps 2")  # a batch manifest's per-photo options
+    assert generate_values(args)["curl"] is False

@@ -49,7 +49,7 @@ def parse_interval(text: str) -> tuple[float, float]:
 
 
 # Item options that are on/off flags (a manifest cell says yes or no).
-FLAG_OPTIONS = ("no_crop", "no_collide", "npz", "alembic")
+FLAG_OPTIONS = ("no_crop", "no_collide", "no_curl", "npz", "alembic")
 # argparse dest -> the WriteOptions field it sets.
 WRITE_OPTION_FIELDS = {"points": "points_per_strand", "basis": "basis", "units": "units",
                        "guides": "guides", "guide_method": "guide_method"}
@@ -88,6 +88,10 @@ def add_item_options(p: argparse.ArgumentParser, suppress_defaults: bool = False
                    help="cap the strand count (20000) or scale the density (0.5x)")
     p.add_argument("--no-crop", action="store_true", default=default(False),
                    help="use the whole image as the face crop (no face detection)")
+    p.add_argument("--no-curl", action="store_true", default=default(False),
+                   help="keep strands as the strand codec decodes them; by default a bundle "
+                        "whose image encoder has a style head (the demo model) curls them as "
+                        "it reads the photo (wavy, curly, coily); others are unaffected")
     hair = p.add_argument_group("collision")
     hair.add_argument("--no-collide", action="store_true", default=default(False),
                       help="keep strands as the model made them, even where they pass through "
@@ -191,7 +195,7 @@ def generate_values(args: argparse.Namespace) -> dict[str, Any]:
         "seed": args.seed, "steps": args.steps, "guidance": args.guidance,
         "guidance_interval": args.guidance_interval, "density_scale": density_scale,
         "max_strands": max_strands, "device": args.device, "dtype": args.dtype,
-        "crop": not args.no_crop, "collide": not args.no_collide,
+        "crop": not args.no_crop, "collide": not args.no_collide, "curl": not args.no_curl,
         "collision_margin": args.collision_margin * 1e-3,
     }
     params.check_generate_params(values)
