@@ -372,13 +372,16 @@ def curl_from_image(style: dict[str, Any], strands: np.ndarray, root_normals: np
     curl_type, curl_radius_cm, log_curl_period). A small strand codec decodes a curly strand
     as its centreline (benchmarks/bench_codec_curl.py); this adds the wave or helix back
     around it (tressel.synth.groom.recurl). Seeded from the job's generator."""
-    from tressel.synth.groom import recurl
+    from tressel.synth.groom import CURL_RANGES, recurl
 
     curl_type = str(style.get("curl_type", "straight"))
-    if curl_type == "straight":
+    if curl_type not in CURL_RANGES:
         return strands
-    radius = max(float(style["curl_radius_cm"]), 0.0) / 100.0
-    period = math.exp(float(style["log_curl_period"]))
+    # The heads were taught on these ranges; on a photo far from the renders a regression
+    # can land anywhere, and a 5 cm curl radius would be a helix, not hair.
+    (r_lo, r_hi), (p_lo, p_hi) = CURL_RANGES[curl_type]
+    radius = min(max(float(style["curl_radius_cm"]) / 100.0, r_lo), r_hi)
+    period = min(max(math.exp(min(float(style["log_curl_period"]), 0.0)), p_lo), p_hi)
     seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
     return recurl(strands, root_normals, curl_type, radius, period, np.random.default_rng(seed))
 

@@ -112,3 +112,17 @@ def test_no_curl_on_the_command_line_and_in_batch_manifests():
     assert generate_values(parser.parse_args(["--no-curl"]))["curl"] is False
     apply_option_string(args, "--no-curl --steps 2")  # a batch manifest's per-photo options
     assert generate_values(args)["curl"] is False
+
+
+def test_curl_read_off_a_photo_stays_within_what_the_heads_were_taught():
+    """A regression far outside the renders' range is clamped to it, not turned into a helix."""
+    from tressel.pipeline import curl_from_image
+    from tressel.synth.groom import CURL_RANGES
+
+    strands, normals = _straight_strands()
+    wild = {"curl_type": "curly", "curl_radius_cm": 40.0, "log_curl_period": 9.0}
+    tame = {"curl_type": "curly", "curl_radius_cm": 100 * CURL_RANGES["curly"][0][1],
+            "log_curl_period": math.log(CURL_RANGES["curly"][1][1])}
+    a = curl_from_image(wild, strands, normals, torch.Generator().manual_seed(1))
+    b = curl_from_image(tame, strands, normals, torch.Generator().manual_seed(1))
+    assert np.array_equal(a, b)

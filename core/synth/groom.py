@@ -19,6 +19,10 @@ from tressel.synth.head import BROW_Y, UV_HI, UV_LO, push_out_of_head, scalp_poi
 
 POINTS_PER_STRAND = 256
 CURL_TYPES = ("straight", "wavy", "curly", "coily")
+# Curl radius and period (metres) of the synthetic styles: ((radius lo, hi), (period lo, hi)).
+CURL_RANGES = {"wavy": ((0.004, 0.012), (0.035, 0.08)),
+               "curly": ((0.006, 0.013), (0.018, 0.035)),
+               "coily": ((0.0025, 0.005), (0.006, 0.011))}
 PARTINGS = ("none", "center", "left", "right")
 LENGTH_CLASSES = ("buzz", "short", "medium", "long")
 _LENGTH_RANGES = {"buzz": (0.004, 0.015), "short": (0.03, 0.09), "medium": (0.10, 0.22),
@@ -68,12 +72,9 @@ def sample_style(rng: np.random.Generator) -> GroomStyle:
     length = float(rng.uniform(lo, hi))
     curl_p = [0.4, 0.25, 0.2, 0.15] if length_class != "buzz" else [1.0, 0, 0, 0]
     curl_type = CURL_TYPES[rng.choice(4, p=curl_p)]
-    if curl_type == "wavy":
-        radius, period = rng.uniform(0.004, 0.012), rng.uniform(0.035, 0.08)
-    elif curl_type == "curly":
-        radius, period = rng.uniform(0.006, 0.013), rng.uniform(0.018, 0.035)
-    elif curl_type == "coily":
-        radius, period = rng.uniform(0.0025, 0.005), rng.uniform(0.006, 0.011)
+    if curl_type in CURL_RANGES:
+        (r_lo, r_hi), (p_lo, p_hi) = CURL_RANGES[curl_type]
+        radius, period = rng.uniform(r_lo, r_hi), rng.uniform(p_lo, p_hi)
     else:
         radius, period = 0.0, 0.05
     coily = curl_type == "coily"
