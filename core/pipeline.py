@@ -488,20 +488,55 @@ def _grow(models: LoadedModels, bundle: Bundle, scalp_texture: torch.Tensor,
 _SDF_CACHE: OrderedDict[str, Any] = OrderedDict()
 
 
+ENV_CACHE_DIR = "TRESSEL_CACHE_DIR"
+
+
+def sdf_cache_dir() -> Path:
+    """Where head distance fields are kept between runs (`$TRESSEL_CACHE_DIR/head-sdf`, else
+    the per-user data folder's `cache/head-sdf`)."""
+    from tressel.paths import user_dir
+
+    return user_dir("data", "cache", env=ENV_CACHE_DIR) / "head-sdf"
+
+
 def head_sdf(bundle: Bundle, vertices: np.ndarray, faces: np.ndarray) -> Any:
-    """The signed distance field of the bundle's scalp (capped into a closed head), built
-    once per bundle (a few seconds) and kept for its next jobs."""
-    from tressel.geometry.collision import build_head_sdf
+    """The signed distance field of the bundle's scalp (capped into a closed head).
+
+    Building it takes a few seconds, so it is kept in memory for the process's next jobs and
+    on disk, per bundle content hash, for the next processes (every `tressel generate` run).
+    A cache file that cannot be read is rebuilt; one that cannot be written only costs the
+    next run the build.
+    """
+    from tressel.geometry.collision import (
+        SDF_FORMAT,
+        build_head_sdf,
+        load_head_sdf,
+        save_head_sdf,
+    )
     from tressel.geometry.mesh import TriMesh
 
     with _CACHE_LOCK:
         sdf = _SDF_CACHE.get(bundle.content_hash)
+    if sdf is not None:
+        return sdf
+    path = sdf_cache_dir() / f"{bundle.content_hash}-v{SDF_FORMAT}.npz"
+    try:
+        sdf = load_head_sdf(path)
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError) as exc:
+        log.warning("rebuilding the head distance field: %s", exc)
     if sdf is None:
         sdf = build_head_sdf(TriMesh(vertices, faces))
-        with _CACHE_LOCK:
-            _SDF_CACHE[bundle.content_hash] = sdf
-            while len(_SDF_CACHE) > 4:
-                _SDF_CACHE.popitem(last=False)
+        try:
+            save_head_sdf(sdf, path)
+        except OSError as exc:
+            log.warning("could not keep the head distance field for later runs (%s): %s",
+                        path, exc)
+    with _CACHE_LOCK:
+        _SDF_CACHE[bundle.content_hash] = sdf
+        while len(_SDF_CACHE) > 4:
+            _SDF_CACHE.popitem(last=False)
     return sdf
 
 

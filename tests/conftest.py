@@ -46,7 +46,13 @@ def daemon_env(monkeypatch):
 def pytest_configure(config: pytest.Config) -> None:
     """pytest-qt imports PySide6 while pytest configures, so Qt's system libraries (libGL,
     libEGL, fontconfig, xkbcommon) must be installed before that, on a fresh machine too."""
+    import os
+    import tempfile
+
     from system_packages import QT_RUNTIME, ensure_apt_packages
+
+    # Cached head distance fields go to a folder of this run, not the user's data folder.
+    os.environ.setdefault("TRESSEL_CACHE_DIR", tempfile.mkdtemp(prefix="tressel_test_cache_"))
 
     reason = ensure_apt_packages(QT_RUNTIME)
     if reason:

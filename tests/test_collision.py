@@ -157,3 +157,39 @@ def test_loading_a_bundle_in_the_daemon_builds_its_head_field(bundle):
     pipeline._SDF_CACHE.clear()
     PipelineEngine(str(bundle.path)).load_model(None)
     assert list(pipeline._SDF_CACHE) == [bundle.content_hash]
+
+
+def test_the_head_field_is_kept_on_disk_for_the_next_run(bundle, tmp_path, monkeypatch):
+    """A second process (an empty memory cache) loads the field instead of building it; a
+    corrupt or unwritable cache costs a rebuild, never the job."""
+    from tressel import pipeline
+    from tressel.geometry import collision
+
+    monkeypatch.setenv("TRESSEL_CACHE_DIR", str(tmp_path / "cache"))
+    scalp = bundle.scalp_data()
+    pipeline._SDF_CACHE.clear()
+    built = pipeline.head_sdf(bundle, scalp["vertices"], scalp["faces"])
+    files = list((tmp_path / "cache" / "head-sdf").iterdir())
+    assert [f.name for f in files] == [f"{bundle.content_hash}-v{collision.SDF_FORMAT}.npz"]
+
+    def no_build(*args, **kwargs):
+        raise AssertionError("built again")
+
+    pipeline._SDF_CACHE.clear()
+    with monkeypatch.context() as patch:
+        patch.setattr(collision, "build_head_sdf", no_build)
+        loaded = pipeline.head_sdf(bundle, scalp["vertices"], scalp["faces"])
+    assert np.array_equal(loaded.values, built.values) and loaded.voxel == built.voxel
+    assert np.array_equal(loaded.mesh.faces, built.mesh.faces)
+    probe = np.random.default_rng(0).normal(0.0, 0.1, (500, 3))
+    assert np.array_equal(loaded.distance(probe), built.distance(probe))
+
+    files[0].write_bytes(b"not a zip file")  # corrupt: rebuilt and rewritten
+    pipeline._SDF_CACHE.clear()
+    again = pipeline.head_sdf(bundle, scalp["vertices"], scalp["faces"])
+    assert np.array_equal(again.values, built.values)
+    assert collision.load_head_sdf(files[0]).voxel == built.voxel
+
+    monkeypatch.setenv("TRESSEL_CACHE_DIR", str(files[0]))  # a file where a folder should be
+    pipeline._SDF_CACHE.clear()
+    assert pipeline.head_sdf(bundle, scalp["vertices"], scalp["faces"]).voxel == built.voxel

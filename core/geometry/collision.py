@@ -15,8 +15,12 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
+import pickle
 import time
+import zipfile
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 from tressel.geometry.mesh import (
@@ -154,6 +158,48 @@ def build_head_sdf(mesh: TriMesh, voxel: float | None = None, band_voxels: int =
     log.debug("head SDF: %s voxels of %.2f mm in %.2f s", "x".join(map(str, size)),
               voxel * 1e3, time.perf_counter() - start)
     return HeadSDF(values=values, origin=lo, voxel=float(voxel), mesh=closed)
+
+
+# Bump when build_head_sdf's output changes, so cached fields from older versions are rebuilt.
+SDF_FORMAT = 1
+
+
+def save_head_sdf(sdf: HeadSDF, path: str | os.PathLike[str]) -> Path:
+    """Write a field (grid and closed mesh) to an .npz, atomically (temp file, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
+    arrays = {"format": np.int64(SDF_FORMAT), "values": sdf.values,
+              "origin": np.asarray(sdf.origin, np.float64), "voxel": np.float64(sdf.voxel)}
+    if sdf.mesh is not None:
+        arrays["vertices"] = sdf.mesh.vertices
+        arrays["faces"] = sdf.mesh.faces
+    try:
+        np.savez(tmp, **arrays)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def load_head_sdf(path: str | os.PathLike[str]) -> HeadSDF:
+    """A field written by `save_head_sdf`; ValueError when the file is not one (or is from
+    another SDF_FORMAT), OSError when it cannot be read."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if int(data["format"]) != SDF_FORMAT:
+                raise ValueError(f"{path}: head field format {int(data['format'])}, "
+                                 f"expected {SDF_FORMAT}")
+            values = np.ascontiguousarray(data["values"], np.float32)
+            origin = np.asarray(data["origin"], np.float64)
+            voxel = float(data["voxel"])
+            mesh = (TriMesh(np.asarray(data["vertices"]), np.asarray(data["faces"]))
+                    if "vertices" in data else None)
+    except (KeyError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError) as exc:
+        raise ValueError(f"{path}: not a head field file ({exc})") from None
+    if values.ndim != 3 or origin.shape != (3,) or not voxel > 0:
+        raise ValueError(f"{path}: not a head field file (grid {values.shape})")
+    return HeadSDF(values=values, origin=origin, voxel=voxel, mesh=mesh)
 
 
 def _column_pairs(lo2: np.ndarray, hi2: np.ndarray, origin2: np.ndarray, voxel: float,
