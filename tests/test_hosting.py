@@ -67,6 +67,9 @@ def test_options_become_a_daemon_request():
     request = GroomOptions(seed=4, strands="0.25x", steps=3, units="m", guides=0).submit_kwargs()
     assert request["seed"] == 4 and request["bundle"] is None
     assert request["params"] == {"crop": True, "density_scale": 0.25, "steps": 3}
+    straight = GroomOptions(curl=False).submit_kwargs()["params"]
+    assert straight == {"crop": True, "curl": False}
+    assert GroomOptions.from_dict({"seed": 1}).curl is True  # options saved before curl existed
     assert request["write_options"] == {"points_per_strand": 32, "units": "m", "guides": 0,
                                         "lod": False}
     with pytest.raises(ConfigError, match="units"):

@@ -32,6 +32,7 @@ class GroomOptions:
     bundle: str = ""
     steps: int | None = None
     crop: bool = True
+    curl: bool = True  # curl strands as the photo reads (bundles with a style head: the demo)
     import_guides: bool = False  # a host concern: also bring guides in as native curves
     format: str = "usdc"
 
@@ -51,6 +52,8 @@ class GroomOptions:
         self.check()
         density_scale, max_strands = parse_strands(self.strands)
         params: dict[str, Any] = {"crop": bool(self.crop)}
+        if not self.curl:  # on is the daemon's default: requests stay as they were
+            params["curl"] = False
         if density_scale != 1.0:
             params["density_scale"] = density_scale
         if max_strands is not None:

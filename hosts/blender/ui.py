@@ -42,6 +42,9 @@ class TresselSettings(bpy.types.PropertyGroup):
     crop: BoolProperty(name="Crop to face", default=True,
                        description="Crop the photo around the face first (off: use the whole "
                                    "image)")
+    curl: BoolProperty(name="Curl from photo", default=True,
+                       description="Curl strands as the photo reads (models with a style head, "
+                                   "such as the demo); off keeps them as decoded")
     head: PointerProperty(name="Head", type=bpy.types.Object, poll=_is_mesh,
                           description="Mesh the hair grows from; empty: the selected mesh, if any")
     attach: EnumProperty(name="Attach", items=groom_import.ATTACH_MODES, default="NEAREST",
@@ -59,7 +62,7 @@ class TresselSettings(bpy.types.PropertyGroup):
             seed=int(self.seed), strands=self.strands.strip(),
             points_per_strand=int(self.points_per_strand), guides=int(self.guides),
             bundle=self.bundle.strip(), steps=int(self.steps) or None, crop=bool(self.crop),
-            import_guides=bool(self.import_guides), units="cm",
+            curl=bool(self.curl), import_guides=bool(self.import_guides), units="cm",
         )
         options.check()
         return options
@@ -162,6 +165,7 @@ class VIEW3D_PT_tressel(bpy.types.Panel):
         column.prop(settings, "bundle")
         column.prop(settings, "steps")
         column.prop(settings, "crop")
+        column.prop(settings, "curl")
         column.prop(settings, "head")
         column.prop(settings, "attach")
         column.prop(settings, "output_dir")

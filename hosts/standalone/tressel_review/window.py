@@ -128,6 +128,9 @@ class ParameterPanel(QWidget):
         self.guides.setRange(0, 100_000)
         self.lod = QCheckBox("write lod variants")
         self.crop = QCheckBox("find the face and crop")
+        self.curl = QCheckBox("curl as the photo reads")
+        self.curl.setToolTip("Models with a style head (the demo) curl strands as they read the "
+                             "photo; off keeps them as decoded")
         self.seed = QSpinBox()
         self.seed.setRange(0, 2**31 - 1)
         self.variants = QSpinBox()
@@ -139,7 +142,7 @@ class ParameterPanel(QWidget):
         for label, widget in (("Bundle", self.bundle), ("Steps", self.steps),
                               ("Guidance", self.guidance), ("Strands", self.strands),
                               ("Points / strand", self.points), ("Units", self.units),
-                              ("Guides", self.guides), ("", self.lod), ("", self.crop),
+                              ("Guides", self.guides), ("", self.lod), ("", self.crop), ("", self.curl),
                               ("Seed", self.seed), ("Seed variants", self.variants)):
             form.addRow(label, widget)
         form.addRow(self.defaults_note)
@@ -182,6 +185,7 @@ class ParameterPanel(QWidget):
             guides=self.guides.value(), lod=self.lod.isChecked(),
             bundle=self.bundle.currentData() or "",
             steps=self.steps.value() or None, crop=self.crop.isChecked(),
+            curl=self.curl.isChecked(),
             guidance=None if self.guidance.value() < 0 else self.guidance.value(),
         )
         options.check()
@@ -201,6 +205,7 @@ class ParameterPanel(QWidget):
         self.bundle.setCurrentIndex(max(index, 0))
         self.steps.setValue(int(options.steps or 0))
         self.crop.setChecked(bool(options.crop))
+        self.curl.setChecked(bool(options.curl))
         self.guidance.setValue(-0.1 if options.guidance is None else float(options.guidance))
 
 

@@ -22,7 +22,8 @@ from tressel_houdini import ui
 
 log = logging.getLogger(__name__)
 
-OPTION_PARMS = ("photo", "seed", "strands", "points", "guides", "load", "bundle", "crop", "steps")
+OPTION_PARMS = ("photo", "seed", "strands", "points", "guides", "load", "bundle", "crop", "curl",
+                "steps")
 OUTPUT_DIR = "$HIP/tressel"
 
 _jobs: dict[int, HostJob] = {}  # node session id -> its running job
@@ -42,7 +43,8 @@ def options_from_parms(values: dict[str, Any]) -> tuple[str, GroomOptions]:
         seed=int(values["seed"]), strands=str(values["strands"]).strip(),
         points_per_strand=int(values["points"]), units="m", guides=guides,
         bundle=str(values["bundle"]).strip(), steps=int(values["steps"]) or None,
-        crop=bool(values["crop"]), import_guides=load != "strands",
+        crop=bool(values["crop"]), curl=bool(values.get("curl", True)),
+        import_guides=load != "strands",
     )
     options.check()
     return photo, options

@@ -67,6 +67,9 @@ PARMS: tuple[ParmSpec, ...] = (
              help="A model bundle name or folder; empty: the daemon's default model."),
     ParmSpec("toggle", "crop", "Crop to Face", True,
              help="Find the face and crop to it; off uses the whole image."),
+    ParmSpec("toggle", "curl", "Curl from Photo", True,
+             help="Curl strands as the photo reads (models with a style head, such as the "
+                  "demo); off keeps them as decoded."),
     ParmSpec("int", "steps", "Diffusion Steps", 0, minimum=0, maximum=1000,
              help="0: the model's default."),
     ParmSpec("separator", "sep_actions"),

@@ -61,7 +61,7 @@ class OptionsDialogHandle:
             points_per_strand=f.points.value(), units=f.units.currentText(),
             guides=f.guides.value(), lod=f.lod.isChecked(),
             bundle="" if bundle.startswith(DEFAULT_BUNDLE) else bundle,
-            steps=f.steps.value() or None, crop=f.crop.isChecked(),
+            steps=f.steps.value() or None, crop=f.crop.isChecked(), curl=f.curl.isChecked(),
             import_guides=f.import_guides.isChecked(),
         )
         options.check()
@@ -164,6 +164,9 @@ def build_options_dialog(photo: str, options: GroomOptions,
     f.crop = QtWidgets.QCheckBox("find the face and crop to it (off: use the whole image)")
     f.crop.setChecked(bool(options.crop))
     form.addRow("", f.crop)
+    f.curl = QtWidgets.QCheckBox("curl strands as the photo reads (the demo model; off: as decoded)")
+    f.curl.setChecked(bool(options.curl))
+    form.addRow("", f.curl)
     f.import_guides = QtWidgets.QCheckBox("also import the guides as NURBS curves")
     f.import_guides.setChecked(bool(options.import_guides))
     form.addRow("", f.import_guides)
