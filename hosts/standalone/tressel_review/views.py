@@ -145,17 +145,18 @@ def surface_format() -> QSurfaceFormat:
 
 class _Interaction:
     """Mouse handling shared by both views: orbit (left), pan (middle, Shift+left), zoom
-    (right drag, wheel); each change goes through the CameraLink."""
+    (right drag, wheel); each change goes through the CameraLink. It comes first among a
+    view's bases, so its event handlers override the Qt widget's."""
 
     link: CameraLink
 
-    def _press(self, event) -> None:
+    def mousePressEvent(self, event) -> None:
         self._last = event.position()
         self._button = event.button()
         self._shift = bool(event.modifiers() & Qt.KeyboardModifier.ShiftModifier)
         self.set_interacting(True)
 
-    def _move(self, event) -> None:
+    def mouseMoveEvent(self, event) -> None:
         if getattr(self, "_last", None) is None:
             return
         pos = event.position()
@@ -171,11 +172,11 @@ class _Interaction:
             camera.orbit(dx, dy)
         self.link.notify()
 
-    def _release(self, event) -> None:
+    def mouseReleaseEvent(self, event) -> None:
         self._last = None
         self.set_interacting(False)
 
-    def _wheel(self, event) -> None:
+    def wheelEvent(self, event) -> None:
         self.link.camera.zoom(1.0015 ** event.angleDelta().y())
         self.link.notify()
 
@@ -183,7 +184,7 @@ class _Interaction:
         raise NotImplementedError
 
 
-class GLGroomView(QOpenGLWidget, _Interaction):
+class GLGroomView(_Interaction, QOpenGLWidget):
     """All strands in one glDrawElements(GL_LINES) call over a vertex and an index buffer."""
 
     gl_failed = Signal(str)
@@ -352,20 +353,8 @@ class GLGroomView(QOpenGLWidget, _Interaction):
             self.strand_vao.release()
             self.index_count_drawn = count
 
-    def mousePressEvent(self, event) -> None:
-        self._press(event)
 
-    def mouseMoveEvent(self, event) -> None:
-        self._move(event)
-
-    def mouseReleaseEvent(self, event) -> None:
-        self._release(event)
-
-    def wheelEvent(self, event) -> None:
-        self._wheel(event)
-
-
-class PainterGroomView(QWidget, _Interaction):
+class PainterGroomView(_Interaction, QWidget):
     """Where OpenGL is unavailable: a decimated groom drawn with QPainter (slow, but shows it)."""
 
     def __init__(self, link: CameraLink, parent: QWidget | None = None) -> None:
@@ -429,18 +418,6 @@ class PainterGroomView(QWidget, _Interaction):
             r, g, b = ((code >> 8) & 15) * 17, ((code >> 4) & 15) * 17, (code & 15) * 17
             painter.setPen(QPen(QColor(int(r), int(g), int(b)), 1))
             painter.drawLines([QLineF(*starts[i], *ends[i]) for i in chosen])
-
-    def mousePressEvent(self, event) -> None:
-        self._press(event)
-
-    def mouseMoveEvent(self, event) -> None:
-        self._move(event)
-
-    def mouseReleaseEvent(self, event) -> None:
-        self._release(event)
-
-    def wheelEvent(self, event) -> None:
-        self._wheel(event)
 
 
 class GroomViewport(QWidget):
