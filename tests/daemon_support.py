@@ -26,6 +26,7 @@ from tressel.client import Client
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
 PYTHON = sys.executable
+DAEMON_COMMAND = [PYTHON, "-m", "tressel.daemon"]
 
 
 # -- the test engine ---------------------------------------------------------------------------
@@ -201,6 +202,8 @@ class Daemon:
 # Small real-pipeline jobs: the noise images have no face, so the whole image is the crop.
 FAST = {"crop": False, "steps": 2, "max_strands": 48}
 WRITE = {"guides": 8, "points_per_strand": 8}
+# A sleep-engine job (SLEEP_ENGINE) that runs 10 s unless cancelled.
+SLOW = {"steps": 200, "step_seconds": 0.05}
 
 
 def tiny_bundle(folder: Path) -> Any:

@@ -11,6 +11,7 @@ import subprocess
 
 import pytest
 from daemon_support import (
+    DAEMON_COMMAND,
     PYTHON,
     REPO,
     Daemon,
@@ -32,7 +33,6 @@ from tressel.client import (
 from tressel.errors import TresselError
 
 pytestmark = pytest.mark.timeout(120)
-DAEMON_COMMAND = [PYTHON, "-m", "tressel.daemon"]
 
 
 def test_import_loads_only_the_standard_library():

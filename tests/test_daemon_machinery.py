@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from daemon_support import PYTHON, REPO, Daemon, wait_for, write_png
+from daemon_support import PYTHON, REPO, SLOW, Daemon, wait_for, write_png
 from tressel.client import (
     Client,
     DaemonError,
@@ -27,8 +27,6 @@ from tressel.client import (
 from tressel.errors import Cancelled
 
 pytestmark = pytest.mark.timeout(120)
-
-SLOW = {"steps": 200, "step_seconds": 0.05}  # 10 s unless cancelled
 
 
 @pytest.fixture(scope="module")

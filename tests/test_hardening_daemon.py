@@ -23,8 +23,10 @@ from pathlib import Path
 
 import pytest
 from daemon_support import (
+    DAEMON_COMMAND,
     PYTHON,
     REPO,
+    SLOW,
     Daemon,
     connect_concurrently,
     stop_detached,
@@ -44,9 +46,6 @@ from tressel.client import (
 from tressel.daemon.lock import acquire
 
 pytestmark = pytest.mark.timeout(180)
-
-SLOW = {"steps": 200, "step_seconds": 0.05}  # 10 s unless cancelled
-DAEMON_COMMAND = [PYTHON, "-m", "tressel.daemon"]
 
 
 # -- 1. a full disk ------------------------------------------------------------------------------
