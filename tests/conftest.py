@@ -30,6 +30,14 @@ def tiny_daemon(tmp_path_factory):
     process.stop()
 
 
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    """A tiny bundle with random weights ("tiny-random"), one per test module."""
+    from daemon_support import tiny_bundle
+
+    return tiny_bundle(tmp_path_factory.mktemp("bundle"))
+
+
 @pytest.fixture
 def daemon_env(monkeypatch):
     """Daemons that a client starts (autostart) run the fast test engine."""

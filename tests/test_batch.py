@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from daemon_support import tiny_bundle, wait_for, write_png
+from daemon_support import wait_for, write_png
 from helpers import one_thread, write_image  # noqa: F401
 from tressel.batch.items import expand_inputs, format_item_ranges, parse_item_ranges
 from tressel.errors import ConfigError
@@ -24,11 +24,6 @@ pytestmark = pytest.mark.timeout(600)
 REPO = Path(__file__).resolve().parents[1]
 # Tiny and fast: 2 diffusion steps, few strands, few points, no face detection.
 FAST = ["--steps", "2", "--strands", "40", "--points", "8", "--guides", "4", "--no-crop"]
-
-
-@pytest.fixture(scope="module")
-def bundle(tmp_path_factory):
-    return tiny_bundle(tmp_path_factory.mktemp("bundle"))
 
 
 def photos(folder: Path, count: int, corrupt: int | None = None) -> Path:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import skimage.data
 from helpers import write_image
 from tressel.geometry.collision import (
@@ -117,13 +116,6 @@ def test_open_scalp_is_capped_and_overlapping_shells_count_as_inside():
     sdf = build_head_sdf(union, voxel=0.002)
     assert sdf.sample(np.array([[0.015, 0.0, 0.0]]))[0] < -0.02
     assert sdf.sample(np.array([[0.015, 0.07, 0.0]]))[0] > 0.0
-
-
-@pytest.fixture(scope="module")
-def bundle(tmp_path_factory):
-    from tressel.random_bundle import make_random_bundle
-
-    return make_random_bundle(tmp_path_factory.mktemp("bundles") / "tiny", "tiny", seed=0)
 
 
 def test_generate_collides_by_default_and_records_it(bundle, tmp_path):

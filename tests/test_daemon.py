@@ -15,18 +15,13 @@ import threading
 from pathlib import Path
 
 import pytest
-from daemon_support import FAST, WRITE, real_daemon, tiny_bundle, wait_for, write_png
+from daemon_support import FAST, WRITE, real_daemon, wait_for, write_png
 from tressel.client import Client, DaemonError, Endpoint, JobFailed, read_endpoint
 from tressel.errors import Cancelled
 
 pytestmark = pytest.mark.timeout(300)
 
 LONG = {**FAST, "steps": 400}  # minutes unless cancelled
-
-
-@pytest.fixture(scope="module")
-def bundle(tmp_path_factory):
-    return tiny_bundle(tmp_path_factory.mktemp("bundle"))
 
 
 @pytest.fixture(scope="module")

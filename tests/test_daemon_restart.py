@@ -7,14 +7,9 @@ the jobs that waited behind it, and the cache must hold no half-written layer.
 from __future__ import annotations
 
 import pytest
-from daemon_support import FAST, WRITE, real_daemon, tiny_bundle, wait_for, write_png
+from daemon_support import FAST, WRITE, real_daemon, wait_for, write_png
 
 pytestmark = pytest.mark.timeout(300)
-
-
-@pytest.fixture(scope="module")
-def bundle(tmp_path_factory):
-    return tiny_bundle(tmp_path_factory.mktemp("bundle"))
 
 
 def test_restart_after_kill_9_mid_job(tmp_path, bundle):

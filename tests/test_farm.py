@@ -15,16 +15,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from daemon_support import tiny_bundle, write_png
+from daemon_support import write_png
 
 pytestmark = pytest.mark.timeout(600)
 
 OPTIONS = "--steps 2 --strands 40 --points 8 --guides 4 --no-crop"
-
-
-@pytest.fixture(scope="module")
-def bundle(tmp_path_factory):
-    return tiny_bundle(tmp_path_factory.mktemp("bundle"))
 
 
 @pytest.fixture(scope="module")

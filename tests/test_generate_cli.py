@@ -14,12 +14,6 @@ import pytest
 import skimage.data
 from helpers import write_image
 from tressel.commands.generate import output_paths, parse_strands
-from tressel.random_bundle import make_random_bundle
-
-
-@pytest.fixture(scope="module")
-def bundle(tmp_path_factory):
-    return make_random_bundle(tmp_path_factory.mktemp("bundles") / "tiny", "tiny", seed=0)
 
 
 @pytest.fixture(scope="module")

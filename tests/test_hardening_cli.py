@@ -69,13 +69,6 @@ def test_generate_checks_everything_before_importing_torch(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-@pytest.fixture(scope="module")
-def bundle(tmp_path_factory):
-    from tressel.random_bundle import make_random_bundle
-
-    return make_random_bundle(tmp_path_factory.mktemp("bundles") / "tiny", "tiny", seed=0)
-
-
 def test_generate_on_a_full_disk_is_one_clear_line_and_leaves_nothing(tmp_path, bundle,
                                                                      capsys, monkeypatch):
     from helpers import torch_threads

@@ -21,12 +21,6 @@ from tressel.pipeline import (
     resolve_dtype,
     run_generate,
 )
-from tressel.random_bundle import make_random_bundle
-
-
-@pytest.fixture(scope="module")
-def bundle(tmp_path_factory):
-    return make_random_bundle(tmp_path_factory.mktemp("bundles") / "tiny", "tiny", seed=0)
 
 
 @pytest.fixture(scope="module")
