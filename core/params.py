@@ -121,10 +121,12 @@ def check_max_strands(value: Any) -> int:
     return check_int("max_strands", value, 1, MAX_STRANDS)
 
 
-def parse_strands(text: str | float | None) -> tuple[float, int | None]:
+def parse_strands(text: str | float | None, what: str = "strands",
+                  ) -> tuple[float, int | None]:
     """`"0.5x"` scales the predicted density, a count ("20000") caps the strands; empty: neither.
 
-    Returns `(density_scale, max_strands)`, checked, as `GenerateParams` takes them.
+    Returns `(density_scale, max_strands)`, checked, as `GenerateParams` takes them. `what`
+    names the value in errors as the caller's user typed it (the CLI says "--strands").
     """
     if text is None or (isinstance(text, str) and not text.strip()):
         return 1.0, None
@@ -137,10 +139,10 @@ def parse_strands(text: str | float | None) -> tuple[float, int | None]:
             raise ValueError
         return 1.0, check_max_strands(int(number))
     except ValueError:
-        raise ConfigError(f"strands {text!r}: give a maximum count like 20000, or a density "
+        raise ConfigError(f"{what} {text!r}: give a maximum count like 20000, or a density "
                           "scale like 0.5x") from None
     except ConfigError as exc:
-        raise ConfigError(f"strands {text!r}: {exc}") from None
+        raise ConfigError(f"{what} {text!r}: {exc}") from None
 
 
 def check_collision_margin(value: Any) -> float:

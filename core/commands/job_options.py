@@ -33,9 +33,9 @@ def _option(check: Callable[[Any], Any], convert: Callable[[str], Any]) -> Calla
 def parse_strands(text: str) -> tuple[float, int | None]:
     """`0.5x` scales the density (fewer strands), a plain integer caps the strand count."""
     try:
-        return params.parse_strands(text)
-    except ConfigError as exc:  # "strands '0': ..." names the option as the user typed it
-        raise argparse.ArgumentTypeError(f"--{exc}") from None
+        return params.parse_strands(text, what="--strands")
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def parse_interval(text: str) -> tuple[float, float]:
