@@ -133,6 +133,7 @@ class FaceCrop:
     face_box: tuple[int, int, int, int] | None  # the detector's face box x, y, w, h if any
     faces_found: int = 0  # faces the detector found (the largest is cropped)
     approximate: bool = False  # True when the crop is not placed from confident landmarks
+    mesh: np.ndarray | None = None  # the face mesh [478, 3] in photo pixels, when one was run
 
 
 def crop_box_from_landmarks(points: CropLandmarks) -> CropBox:
@@ -278,6 +279,7 @@ class MeshSearch:
     detections: int  # faces the detector proposed
     face_box: tuple[int, int, int, int] | None
     approximate: bool  # no confident landmarks: the best unconfident mesh was used
+    mesh: np.ndarray | None = None  # the chosen face's 478 landmarks [478, 3], photo pixels
 
 
 def detect_face_mesh(frame: np.ndarray) -> MeshSearch:
@@ -301,12 +303,12 @@ def detect_face_mesh(frame: np.ndarray) -> MeshSearch:
     chosen = (max(confident, key=lambda m: m.bbox_area) if confident
               else max(meshes, key=lambda m: m.presence) if meshes else None)
     if chosen is None:
-        return MeshSearch(None, 0, len(detections), None, False)
+        return MeshSearch(None, 0, len(detections), None, False, None)
     x, y, w, h = chosen.detection.box
     return MeshSearch(landmarks_from_mediapipe(chosen.normalized_xy(width, height), width, height),
                       len(confident) or 1, len(detections),
                       (round(x), round(y), round(w), round(h)),
-                      approximate)
+                      approximate, chosen.points)
 
 
 def largest_face(faces: Sequence[Sequence[tuple[float, float]]], width: int,
@@ -357,6 +359,7 @@ def crop_face(
     face_box = None
     approximate = False
     faces_found = 0
+    mesh = None
     if model:
         used = "mediapipe"
         points, faces_found = detect_mediapipe(frame, Path(model).expanduser())
@@ -377,6 +380,7 @@ def crop_face(
             used = "face-mesh"
             points, faces_found, face_box = search.points, search.faces_found, search.face_box
             approximate = search.approximate
+            mesh = search.mesh
             if approximate:
                 log.warning("the face in %s is not clearly visible (its landmarks are "
                             "unconfident): the crop is approximate; check the saved face crop, "
@@ -401,4 +405,4 @@ def crop_face(
     log.info("face in %s by %s%s: crop %s", name, used, " (approximate)" if approximate else "",
              box.as_list())
     return FaceCrop(cut_crop(frame, box, out_size), box, used, points, face_box, faces_found,
-                    approximate)
+                    approximate, mesh)

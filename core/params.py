@@ -186,6 +186,7 @@ GENERATE_CHECKS: dict[str, Callable[[Any], Any]] = {
     "collide": lambda v: check_bool("collide", v),
     "collision_margin": check_collision_margin,
     "curl": lambda v: check_bool("curl", v),
+    "hair_reading": lambda v: check_bool("hair_reading", v),
 }
 
 # The writer options a request or the CLI sets; `WriteOptions.check` checks how they combine.

@@ -24,6 +24,7 @@ import torch
 from tressel import __version__
 from tressel.bundles import Bundle, load_bundle
 from tressel.errors import BundleError, ConfigError
+from tressel.hair_reading import scale_strand_lengths
 from tressel.progress import CancelFlag, ProgressFn, check_cancel, no_progress
 from tressel.result import HairMaterial, HairResult, Provenance, ScalpMesh
 
@@ -34,7 +35,7 @@ log = logging.getLogger(__name__)
 
 # Phases in the order a job reports them through `progress(phase, step, total)`.
 PHASES = ("load", "image", "face", "encode", "diffusion", "roots", "decode", "place", "material",
-          "collide")
+          "hair", "collide")
 
 ImageInput = str | os.PathLike | bytes | bytearray | memoryview | np.ndarray
 
@@ -58,6 +59,9 @@ class GenerateParams:
     collision_margin: float = 5.0e-4  # metres kept between strand points and the scalp
     # Curl decoded strands as the image reads (bundles whose encoder has a style head only)
     curl: bool = True
+    # Measure the hair in the photo (tressel.hair_reading) and set length and colour from it
+    # (bundles whose encoder has a style head only; needs the face mesh, so crop=True)
+    hair_reading: bool = True
 
     def validate(self) -> None:
         """Check every field's type and bounds (`tressel.params`, shared with the CLI and the
@@ -77,6 +81,7 @@ class GenerateOutput:
     timings: dict[str, float] = field(default_factory=dict)  # seconds per phase
     device: str = "cpu"
     dtype: str = "float32"
+    hair_reading: Any = None  # tressel.hair_reading.HairReading, when the photo was measured
 
 
 # --------------------------------------------------------------------------------------------
@@ -327,9 +332,21 @@ def run_generate(
 
     positions = grown.strands_world
     style_head = getattr(models.image_encoder, "style_head", None)
+    reading = None
+    report("hair", 0, 1)
+    if params.hair_reading and style_head is not None and face.mesh is not None:
+        reading = read_hair_or_none(loaded.rgb, face.mesh, loaded.name)
+    if reading is not None:
+        positions = scale_strand_lengths(positions, reading.length_cm / 100.0)
+        if reading.melanin is not None:
+            material = material.with_melanin(reading.melanin)
     if params.curl and style_head is not None:
-        positions = curl_from_image(style_head.read(cls_token, patch_map), positions,
-                                    grown.root_normals, generator)
+        style = style_head.read(cls_token, patch_map)
+        if reading is not None and reading.curl_type is not None:
+            style = {**style, "curl_type": reading.curl_type}
+        positions = curl_from_image(style, positions, grown.root_normals, generator)
+    report("hair", 1, 1)
+    phase_done("hair")
 
     scalp = models.scalp
     hair = HairResult(
@@ -354,6 +371,8 @@ def run_generate(
         scalp_texture=scalp_texture[0].float().cpu().numpy() if params.keep_texture else None,
         density=grown.density if params.keep_texture else None,
     )
+    if reading is not None:
+        hair.provenance.operations["hair_reading"] = reading.describe()
     report("collide", 0, 1)
     if params.collide:
         collide_with_scalp(hair, bundle, params.collision_margin)
@@ -363,7 +382,21 @@ def run_generate(
              hair.points_per_strand, loaded.name, ", ".join(f"{k} {v:.2f}s"
                                                             for k, v in timings.items()))
     return GenerateOutput(hair=hair, crop_image=face.image, timings=timings, device=str(device),
-                          dtype=str(dtype).replace("torch.", ""))
+                          dtype=str(dtype).replace("torch.", ""), hair_reading=reading)
+
+
+def read_hair_or_none(rgb: np.ndarray, mesh: np.ndarray, name: str) -> Any:
+    """The photo's hair reading (tressel.hair_reading), or None, with a warning, where the
+    segmentation model cannot run: the job goes on with the model's own length and colour."""
+    from tressel.face import to_uint8_frame
+    from tressel.hair_reading import SegmentationUnavailable, read_hair
+
+    try:
+        return read_hair(to_uint8_frame(rgb), mesh)
+    except SegmentationUnavailable as exc:
+        log.warning("%s: the hair in %s is not measured; length and colour are the model's",
+                    exc, name)
+        return None
 
 
 def curl_from_image(style: dict[str, Any], strands: np.ndarray, root_normals: np.ndarray,

@@ -7,7 +7,7 @@ Positions are float32 metres, Y up, in the scalp mesh's frame. `root_uv` is in t
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -31,6 +31,13 @@ class HairMaterial:
     root_darkness_end: float
     root_darkness_strength: float
     raw: list[float] = field(default_factory=list)  # all 11 rgb2material outputs
+
+    def with_melanin(self, melanin: float) -> HairMaterial:
+        """This material with another melanin (the raw outputs follow)."""
+        raw = list(self.raw)
+        if len(raw) > MATERIAL_CHANNELS["melanin"]:
+            raw[MATERIAL_CHANNELS["melanin"]] = float(melanin)
+        return replace(self, melanin=float(melanin), raw=raw)
 
     @classmethod
     def from_raw(cls, raw: list[float]) -> HairMaterial:

@@ -49,7 +49,7 @@ def parse_interval(text: str) -> tuple[float, float]:
 
 
 # Item options that are on/off flags (a manifest cell says yes or no).
-FLAG_OPTIONS = ("no_crop", "no_collide", "no_curl", "npz", "alembic")
+FLAG_OPTIONS = ("no_crop", "no_collide", "no_curl", "no_hair_reading", "npz", "alembic")
 # argparse dest -> the WriteOptions field it sets.
 WRITE_OPTION_FIELDS = {"points": "points_per_strand", "basis": "basis", "units": "units",
                        "guides": "guides", "guide_method": "guide_method"}
@@ -92,6 +92,11 @@ def add_item_options(p: argparse.ArgumentParser, suppress_defaults: bool = False
                    help="keep strands as the strand codec decodes them; by default a bundle "
                         "whose image encoder has a style head (the demo model) curls them as "
                         "it reads the photo (wavy, curly, coily); others are unaffected")
+    p.add_argument("--no-hair-reading", action="store_true", default=default(False),
+                   help="keep the model's own strand length and colour; by default, for a "
+                        "bundle with a style head (the demo model), the hair is measured in "
+                        "the photo (how far it falls, how high it stands, its colour) and the "
+                        "groom follows it; others are unaffected")
     hair = p.add_argument_group("collision")
     hair.add_argument("--no-collide", action="store_true", default=default(False),
                       help="keep strands as the model made them, even where they pass through "
@@ -196,6 +201,7 @@ def generate_values(args: argparse.Namespace) -> dict[str, Any]:
         "guidance_interval": args.guidance_interval, "density_scale": density_scale,
         "max_strands": max_strands, "device": args.device, "dtype": args.dtype,
         "crop": not args.no_crop, "collide": not args.no_collide, "curl": not args.no_curl,
+        "hair_reading": not args.no_hair_reading,
         "collision_margin": args.collision_margin * 1e-3,
     }
     params.check_generate_params(values)

@@ -33,6 +33,7 @@ class GroomOptions:
     steps: int | None = None
     crop: bool = True
     curl: bool = True  # curl strands as the photo reads (bundles with a style head: the demo)
+    hair_reading: bool = True  # length and colour measured in the photo (the demo, likewise)
     import_guides: bool = False  # a host concern: also bring guides in as native curves
     format: str = "usdc"
 
@@ -54,6 +55,8 @@ class GroomOptions:
         params: dict[str, Any] = {"crop": bool(self.crop)}
         if not self.curl:  # on is the daemon's default: requests stay as they were
             params["curl"] = False
+        if not self.hair_reading:
+            params["hair_reading"] = False
         if density_scale != 1.0:
             params["density_scale"] = density_scale
         if max_strands is not None:

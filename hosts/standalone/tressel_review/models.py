@@ -26,10 +26,10 @@ GROOM_SUFFIXES = (".usd", ".usdc", ".usda")
 # daemon's "queued"), then tressel.pipeline.PHASES (not imported: it would import torch), then
 # the daemon writing the layer. Weights are rough shares of a job's time, for one overall bar.
 PHASES = ("connecting", "queued", "load", "image", "face", "encode", "diffusion", "roots",
-          "decode", "place", "material", "write")
+          "decode", "place", "material", "hair", "collide", "write")
 PHASE_WEIGHTS = {"connecting": 1, "queued": 1, "load": 6, "image": 1, "face": 2, "encode": 10,
                  "diffusion": 60, "roots": 2, "decode": 10, "place": 2, "material": 1,
-                 "write": 4}
+                 "hair": 1, "collide": 8, "write": 4}
 
 STATES = ("pending", "running", "succeeded", "failed", "cancelled")
 DAEMON_TO_STATE = {"queued": "running", "running": "running", "succeeded": "succeeded",

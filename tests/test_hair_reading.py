@@ -1,0 +1,245 @@
+"""The hair measured in a portrait (tressel.hair_reading): the real models on a real photo, and
+the measurement on that photo edited to show what the test photos lack (long, blonde, bald and
+afro hair)."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from tressel.hair_reading import (
+    FALLS_PAST_EARS_CM,
+    LIGHTNESS_TO_MELANIN,
+    face_window,
+    load_segmenter,
+    measure_hair,
+    melanin_from_lightness,
+    read_hair,
+    reading_from_measurements,
+    scale_strand_lengths,
+)
+from tressel.train.portraits import available_portraits
+
+pytest.importorskip("ai_edge_litert")
+
+
+@pytest.fixture(scope="module")
+def obama():
+    """(photo, mesh, window, window mesh, in_photo, person probability) of the close-cropped
+    portrait, from the real face mesh and segmentation."""
+    from PIL import Image
+    from tressel.face import crop_face
+
+    rgb = np.asarray(Image.open(available_portraits()["obama"]).convert("RGB"))
+    mesh = crop_face(rgb).mesh
+    window, points, in_photo = face_window(rgb, mesh)
+    person = load_segmenter().person_probability(window)
+    return rgb, mesh, window, points, in_photo, person
+
+
+def _head_geometry(points):
+    eye_y = float(points[468:474:5, 1].mean())
+    eye_x = float(points[[468, 473], 0].mean())
+    face_top = float(points[:468, 1].min())
+    half_width = float(np.ptp(points[:468, 0]) / 2)
+    return eye_x, eye_y, face_top, half_width
+
+
+def test_a_close_cropped_head_reads_under_5cm_with_dark_hair(obama):
+    rgb, mesh, *_ = obama
+    reading = read_hair(rgb, mesh)
+    m = reading.measurements
+    assert reading.length_cm < 5.0
+    assert m.fall_cm < FALLS_PAST_EARS_CM
+    assert reading.melanin is not None and reading.melanin > 0.35  # not blonde
+    assert reading.curl_type is None
+    # The scale is a face's: the outline above the eyes is a head's height, in centimetres.
+    assert 8.0 < m.top_cm < 14.0
+    assert "cm strands" in reading.describe()
+
+
+def test_the_segmentation_finds_the_person_not_the_room(obama):
+    *_, _window, points, in_photo, person = obama
+    eye_x, eye_y, _face_top, _ = _head_geometry(points)
+    assert person[int(eye_y), int(eye_x)] > 0.9  # the face
+    assert person[5, 5] < 0.5  # the corner: curtains or beyond the photo
+    # The black beyond the photo's edge is not in it.
+    assert not in_photo.all() and in_photo[int(eye_y), int(eye_x)]
+
+
+def test_hair_painted_to_fall_past_the_shoulders_reads_long(obama):
+    *_, window, points, in_photo, person = obama
+    short = reading_from_measurements(measure_hair(window, person, points, in_photo))
+    eye_x, eye_y, _, half_width = _head_geometry(points)
+    hair_rgb = _hair_rgb(window, points, person)
+    long_window, long_person = window.copy(), person.copy()
+    cm_per_px = short.measurements.cm_per_px
+    bottom = int(eye_y + 22.0 / cm_per_px)
+    for side in (-1, 1):
+        x0 = int(eye_x + side * 0.85 * half_width)
+        x1 = int(eye_x + side * 1.6 * half_width)
+        lo, hi = sorted((x0, x1))
+        long_window[int(eye_y) - 5:bottom, lo:hi] = hair_rgb
+        long_person[int(eye_y) - 5:bottom, lo:hi] = 1.0
+    long = reading_from_measurements(measure_hair(long_window, long_person, points, in_photo))
+    assert long.measurements.fall_cm > 18.0
+    assert long.length_cm > 1.5 * 12.0 > short.length_cm * 1.5
+
+
+def test_blonde_hair_reads_lighter_than_dark_hair(obama):
+    *_, window, points, in_photo, person = obama
+    dark = reading_from_measurements(measure_hair(window, person, points, in_photo))
+    hair = _hair_pixels(window, points, person)
+    blonde_window = window.copy()
+    blonde_window[hair] = (214, 182, 120)  # a golden blonde
+    blonde = reading_from_measurements(measure_hair(blonde_window, person, points, in_photo))
+    assert blonde.melanin < 0.35 < dark.melanin
+
+
+def test_a_bald_head_reads_as_stubble(obama):
+    *_, window, points, in_photo, person = obama
+    skin = np.median(window[_face_pixels(window, points)], axis=0).astype(np.uint8)
+    bald_window = window.copy()
+    bald_window[_hair_pixels(window, points, person)] = skin
+    bald = reading_from_measurements(measure_hair(bald_window, person, points, in_photo))
+    assert bald.measurements.hair_lab is None
+    assert bald.length_cm < 1.0 and bald.melanin is None
+
+
+def test_an_afro_outline_reads_coily(obama):
+    import cv2
+
+    *_, window, points, in_photo, person = obama
+    eye_x, eye_y, face_top, half_width = _head_geometry(points)
+    cm_per_px = reading_from_measurements(
+        measure_hair(window, person, points, in_photo)).measurements.cm_per_px
+    afro_window, afro_person = window.copy(), person.copy()
+    disc = np.zeros(person.shape, np.uint8)
+    centre = (int(eye_x), int(face_top))
+    # A short afro: 6-7 cm of hair around the skull (its outline ~17 cm above the eyes).
+    cv2.ellipse(disc, centre, (int(half_width + 7 / cm_per_px), int(13 / cm_per_px)), 0, 0, 360,
+                1, -1)
+    face = _face_pixels(window, points, dilate=9)
+    paint = (disc > 0) & ~face & (np.arange(person.shape[0])[:, None] < eye_y + 2 / cm_per_px)
+    afro_window[paint] = (38, 28, 22)
+    afro_person[paint] = 1.0
+    # The portrait ends a little above the head: the painted outline pretends it goes on.
+    taller_photo = np.ones_like(in_photo)
+    afro = reading_from_measurements(measure_hair(afro_window, afro_person, points, taller_photo))
+    assert afro.curl_type == "coily"
+    assert afro.melanin > 0.7
+
+
+def test_lightness_maps_to_melanin_monotonically():
+    lightness = np.linspace(0, 100, 41)
+    melanin = [melanin_from_lightness(v) for v in lightness]
+    assert all(a >= b for a, b in itertools.pairwise(melanin))
+    assert melanin_from_lightness(LIGHTNESS_TO_MELANIN[0][0]) > 0.7  # black
+    assert melanin_from_lightness(65.0) < 0.35  # blonde
+
+
+def test_measurements_decide_length_and_curl():
+    from tressel.hair_reading import HairMeasurements
+
+    base = HairMeasurements(cm_per_px=0.1, hair_share=0.8, top_cm=10.6, fall_cm=1.0, side_cm=1.4,
+                            hair_lab=(20.0, 2.0, 5.0), skin_lab=(60.0, 15.0, 20.0))
+    assert reading_from_measurements(base).length_cm < 2.5  # close-cropped
+    assert reading_from_measurements(replace(base, top_cm=13.0)).length_cm > 5.0  # short
+    falls = reading_from_measurements(replace(base, fall_cm=20.0))
+    assert falls.length_cm == pytest.approx(30.0) and falls.curl_type is None
+    afro = reading_from_measurements(replace(base, top_cm=17.0, side_cm=6.0))
+    assert afro.curl_type == "coily"
+    assert reading_from_measurements(replace(base, hair_lab=None)).melanin is None
+
+
+def test_strand_lengths_scale_about_their_roots():
+    rng = np.random.default_rng(0)
+    steps = rng.normal(size=(20, 31, 3)) * 0.01
+    strands = np.concatenate([rng.normal(size=(20, 1, 3)), steps], axis=1).cumsum(axis=1)
+    lengths = np.linalg.norm(np.diff(strands, axis=1), axis=-1).sum(1)
+    shorter = scale_strand_lengths(strands, 0.03)
+    new_lengths = np.linalg.norm(np.diff(shorter, axis=1), axis=-1).sum(1)
+    assert np.median(new_lengths) == pytest.approx(0.03, rel=1e-5)
+    np.testing.assert_allclose(new_lengths / lengths, 0.03 / np.median(lengths), rtol=1e-5)
+    np.testing.assert_array_equal(shorter[:, 0], strands[:, 0])
+    grown = scale_strand_lengths(strands, 100.0, max_scale=1.6)
+    assert np.median(np.linalg.norm(np.diff(grown, axis=1), axis=-1).sum(1)) == pytest.approx(
+        1.6 * np.median(lengths), rel=1e-5)
+
+
+# --- helpers: regions of the real window
+
+
+def _face_pixels(window, points, dilate: int = 1):
+    import cv2
+
+    face = np.zeros(window.shape[:2], np.uint8)
+    cv2.fillConvexPoly(face, cv2.convexHull(np.round(points[:468, :2]).astype(np.int32)), 1)
+    return cv2.dilate(face, np.ones((dilate, dilate), np.uint8)) > 0
+
+
+def _hair_pixels(window, points, person):
+    """The person above the eyes and outside the face: the hair and scalp of the photo."""
+    eye_x, eye_y, _face_top, half_width = _head_geometry(points)
+    rows = np.arange(window.shape[0])[:, None]
+    cols = np.arange(window.shape[1])[None, :]
+    near = (rows < eye_y) & (np.abs(cols - eye_x) < 2.5 * half_width)
+    return (person > 0.5) & near & ~_face_pixels(window, points, dilate=7)
+
+
+def _hair_rgb(window, points, person):
+    pixels = window[_hair_pixels(window, points, person)].astype(float)
+    darkest = pixels[pixels.sum(1) <= np.percentile(pixels.sum(1), 40)]
+    return np.median(darkest, axis=0).astype(np.uint8)
+
+
+# --- in jobs
+
+
+def test_demo_jobs_follow_the_measured_hair_and_others_do_not(bundle):
+    from tressel.pipeline import GenerateParams, run_generate
+    from tressel.train.attributes import measure_groom
+
+    photo = available_portraits()["obama"]
+    quick = GenerateParams(seed=0, steps=4, max_strands=300)
+    read = run_generate(photo, "tressel-demo", quick)
+    model_own = run_generate(photo, "tressel-demo", replace(quick, hair_reading=False))
+    reading = read.hair_reading
+    assert reading is not None and model_own.hair_reading is None
+    assert measure_groom(read.hair.positions)["length_cm"] < 5.0
+    assert (measure_groom(model_own.hair.positions)["length_cm"]
+            > 2 * measure_groom(read.hair.positions)["length_cm"])
+    assert read.hair.material.melanin == pytest.approx(reading.melanin)
+    assert read.hair.provenance.operations["hair_reading"] == reading.describe()
+    assert "hair_reading" not in model_own.hair.provenance.operations
+    # A bundle without a style head (DiffLocks, the test bundles) is not measured.
+    assert run_generate(photo, bundle, GenerateParams(steps=2)).hair_reading is None
+
+
+def test_no_hair_reading_on_the_command_line_in_manifests_and_from_hosts():
+    import argparse
+
+    from tressel.commands.job_options import (
+        add_item_options,
+        add_run_options,
+        apply_option_string,
+        generate_values,
+    )
+    from tressel.errors import ConfigError
+    from tressel.hosting.options import GroomOptions
+    from tressel.params import check_generate_params
+
+    parser = argparse.ArgumentParser()
+    add_run_options(parser)
+    add_item_options(parser)
+    args = parser.parse_args([])
+    assert generate_values(args)["hair_reading"] is True
+    assert generate_values(parser.parse_args(["--no-hair-reading"]))["hair_reading"] is False
+    apply_option_string(args, "--no-hair-reading")
+    assert generate_values(args)["hair_reading"] is False
+    assert "hair_reading" not in GroomOptions().submit_kwargs()["params"]
+    assert GroomOptions(hair_reading=False).submit_kwargs()["params"]["hair_reading"] is False
+    with pytest.raises(ConfigError, match="hair_reading"):
+        check_generate_params({"hair_reading": "maybe"})
