@@ -55,6 +55,7 @@ def test_a_close_cropped_head_reads_under_5cm_with_dark_hair(obama):
     assert m.fall_cm < FALLS_PAST_EARS_CM
     assert reading.melanin is not None and reading.melanin > 0.35  # not blonde
     assert reading.curl_type is None
+    assert reading.measurements.coherence is not None  # the photo is fine enough to read
     # The scale is a face's: the outline above the eyes is a head's height, in centimetres.
     assert 8.0 < m.top_cm < 14.0
     assert "cm strands" in reading.describe()
@@ -152,6 +153,39 @@ def test_measurements_decide_length_and_curl():
     afro = reading_from_measurements(replace(base, top_cm=17.0, side_cm=6.0))
     assert afro.curl_type == "coily"
     assert reading_from_measurements(replace(base, hair_lab=None)).melanin is None
+
+
+def test_a_thin_outline_of_coiled_hair_reads_coily_and_brushed_hair_does_not():
+    from tressel.hair_reading import HairMeasurements
+
+    short = HairMeasurements(cm_per_px=0.1, hair_share=0.8, top_cm=13.5, fall_cm=1.0,
+                             side_cm=3.0, hair_lab=(20.0, 2.0, 5.0), skin_lab=(40.0, 12.0, 18.0))
+    assert reading_from_measurements(replace(short, coherence=0.35)).curl_type == "coily"
+    assert reading_from_measurements(replace(short, coherence=0.6)).curl_type is None
+    assert reading_from_measurements(short).curl_type is None  # texture not seen: no guess
+    # A close crop is as incoherent, but it does not stand off the head.
+    close = replace(short, top_cm=10.7, side_cm=1.4, coherence=0.35)
+    assert reading_from_measurements(close).curl_type is None
+
+
+def test_strand_coherence_tells_strands_side_by_side_from_coils():
+    import cv2
+    from tressel.hair_reading import strand_coherence
+
+    size = 256
+    y, x = np.mgrid[0:size, 0:size].astype(np.float32)
+    # Strands side by side: fine stripes along a gentle wave.
+    combed = (127 + 100 * np.sin(x / 1.6 + 3 * np.sin(y / 40))).astype(np.uint8)
+    # Coils: small rings of hair scattered over the region.
+    rng = np.random.default_rng(0)
+    coiled = np.full((size, size), 60, np.uint8)
+    for cx, cy in rng.integers(0, size, size=(900, 2)):
+        cv2.circle(coiled, (int(cx), int(cy)), int(rng.integers(3, 7)), 200, 1)
+    hair = np.zeros((size, size), bool)
+    hair[32:-32, 32:-32] = True
+    assert strand_coherence(combed, hair, 5.0) > 0.8
+    assert strand_coherence(coiled, hair, 5.0) < 0.45
+    assert strand_coherence(combed, np.zeros_like(hair), 5.0) is None  # no hair to read
 
 
 def test_strand_lengths_scale_about_their_roots():

@@ -37,7 +37,12 @@ def _encoder_line(recipe: dict[str, Any]) -> str:
                 + (" The projection's attribute heads ride in the bundle (`style_head`): a job "
                    "reads the hair's curl type, radius and period off the photo and curls the "
                    "decoded strands with them, because the small strand codec decodes a curl "
-                   "as its centreline." if recipe["image_encoder"].get("style_head") else ""))
+                   "as its centreline. On a photo with a face mesh, jobs also measure the hair "
+                   "(`tressel.hair_reading`: MediaPipe's person segmentation and the face mesh, "
+                   "both trained on real people) and take strand length, colour and an afro's "
+                   "curl from the measurement, because the projection, taught on renders, "
+                   "reads real heads as long hair." if recipe["image_encoder"].get("style_head")
+                   else ""))
     return ("- Image encoder: a DINOv2-architecture ViT with registers "
             f"({json.dumps(config)}), trained from scratch on the renders "
             "to predict every style attribute, then frozen. Pretrained DINOv2 weights cannot be "
@@ -77,15 +82,26 @@ def _portrait_lines(portraits: dict[str, Any]) -> list[str]:
               if rows else "No portrait was available."), ""]
     if rows:
         lines += [("| portrait | photo shows | length cm | length | curliness | curl | melanin "
-                   "| colour | tips below roots |"), "|---" * 9 + "|"]
+                   "| colour | tips below roots | model alone: length cm, melanin |"),
+                  "|---" * 10 + "|"]
         for name, row in rows.items():
             m = row["mean"]
             first = row["per_seed"][0]
+            alone = row.get("model_alone")
+            alone_text = (f"{alone.get('length_cm', 0):.1f}, {alone.get('melanin', 0):.2f}"
+                          if alone else "-")
             lines.append(f"| {name} | {row['description']} | {m.get('length_cm', 0):.1f} | "
                          f"{first.get('length_class', '?')} | {m.get('curliness', 0):.3f} | "
                          f"{first.get('curl_class', '?')} | {m.get('melanin', 0):.2f} | "
                          f"{first.get('colour_class', '?')} | "
-                         f"{m.get('tips_below_roots', float('nan')):.2f} |")
+                         f"{m.get('tips_below_roots', float('nan')):.2f} | {alone_text} |")
+        readings = [(name, row["hair_reading"]) for name, row in rows.items()
+                    if row.get("hair_reading")]
+        if readings:
+            lines += ["", ("The hair each photo measured (`tressel.hair_reading`; the groom's "
+                           "length and colour follow it, \"model alone\" is the same job with "
+                           "`--no-hair-reading`):"), ""]
+            lines += [f"- {name}: {text}" for name, text in readings]
     if portraits.get("missing"):
         lines += ["", "Not available here (package missing): "
                   + ", ".join(portraits["missing"]) + "."]

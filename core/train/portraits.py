@@ -22,7 +22,7 @@ DESCRIPTIONS = {
     "astronaut": "short dark-brown hair, above the collar",
     "grace_hopper": "short grey-white hair, mostly under a uniform cap",
     "luispedro": "short dark hair",
-    "lena": "long light-brown hair falling past the shoulder, under a hat",
+    "lena": "long brown hair falling past the shoulder, under a hat with a purple feather boa",
     "obama": "very short, close-cropped dark hair with grey",
 }
 # The hair length class a person would give each photo (for the long-vs-short check).
@@ -71,7 +71,7 @@ def evaluate_portraits(bundle, seeds: tuple[int, ...] = (0, 1), max_strands: int
                        progress=None, cancel=None) -> dict:
     """Generate a groom per portrait and seed (default crop) and measure what a user sees."""
     from tressel.bundles import load_bundle
-    from tressel.pipeline import GenerateParams, generate
+    from tressel.pipeline import GenerateParams, run_generate
     from tressel.progress import check_cancel
     from tressel.train.attributes import measure_groom
 
@@ -82,10 +82,13 @@ def evaluate_portraits(bundle, seeds: tuple[int, ...] = (0, 1), max_strands: int
     done = 0
     for name, path in found.items():
         per_seed = []
+        reading = None
         for seed in seeds:
             check_cancel(cancel)
-            hair = generate(path, bundle, GenerateParams(seed=seed, max_strands=max_strands))
+            out = run_generate(path, bundle, GenerateParams(seed=seed, max_strands=max_strands))
+            hair = out.hair
             per_seed.append(measure_groom(hair.positions, hair.material.melanin, seed=seed))
+            reading = reading or out.hair_reading
             done += 1
             if progress is not None:
                 progress("portraits", done, total)
@@ -93,6 +96,13 @@ def evaluate_portraits(bundle, seeds: tuple[int, ...] = (0, 1), max_strands: int
         mean = {k: round(float(np.nanmean([r[k] for r in per_seed])), 3) for k in numeric}
         rows[name] = {"description": DESCRIPTIONS[name], "seeds": list(seeds),
                       "per_seed": per_seed, "mean": mean}
+        if reading is not None:
+            # What the photo measured, and the model's own groom without it (first seed).
+            alone = run_generate(path, bundle, GenerateParams(
+                seed=seeds[0], max_strands=max_strands, hair_reading=False)).hair
+            rows[name]["hair_reading"] = reading.describe()
+            rows[name]["model_alone"] = measure_groom(alone.positions, alone.material.melanin,
+                                                      seed=seeds[0])
     missing = [n for n in PORTRAITS if n not in found]
     return {"portraits": rows, "missing": missing, "checks": portrait_checks(rows)}
 
