@@ -15,8 +15,10 @@ The measurement, in a window `WINDOW_FACES` face heights wide, turned so the eye
    turned head is not foreshortened.
 2. Skin: the median CIELAB colour inside the face mesh.
 3. Hair seeds: person pixels outside the face, above the eyes and within a band around the
-   head, whose colour is more than `SKIN_DELTA_E` from the skin. When fewer than
-   `MIN_HAIR_SHARE` of that band are seeds, the head is bald or shaved.
+   head, whose colour is more than `SKIN_DELTA_E` from the skin (`FAINT_SKIN_DELTA_E` where the
+   head's outline stands off the skull, so there must be hair, however close to the skin's
+   colour). When fewer than `MIN_HAIR_SHARE` of that band are seeds, the head is bald or
+   shaved.
 4. Hair colours: the seeds in two colour clusters, when they differ (a hat over hair); the hair
    colour is the cluster beside the face, where hats do not reach.
 5. Hair: person pixels outside the face, nearer a hair colour than the skin, connected to seeds.
@@ -63,6 +65,8 @@ EYE_ROW = 0.38  # where the eyes sit in the window, from the top
 
 PUPIL_DISTANCE_CM = 6.3  # adult mean interpupillary distance
 SKIN_DELTA_E = 15.0  # a seed differs from the skin by more than this (CIELAB)
+FAINT_SKIN_DELTA_E = 8.0  # ... or by this much, where the outline shows hair (OUTLINE_HAIR_CM)
+OUTLINE_HAIR_CM = 1.5  # an outline this far off the skull (top or temples) is hair
 HAIR_DELTA_E = 24.0  # a hair pixel is within this of a hair colour (and nearer it than the skin)
 CLUSTER_DELTA_E = 20.0  # two seed clusters this far apart are two things (a hat over hair)
 MIN_HAIR_SHARE = 0.3  # of the band around the head: fewer seeds than this is a bald head
@@ -271,6 +275,12 @@ def hair_region(window: np.ndarray, person: np.ndarray, mesh: np.ndarray,
     hair_share = float(seeds.sum() / max(int(around.sum()), 1))
     top_cm = _outline_above_eyes(is_person, eye_x, eye_y, points, cm_per_px)
     side_cm = _outline_beyond_face(is_person, face, eye_y, face_top, cm_per_px)
+    outline_cm = max(top_cm - SKULL_ABOVE_EYES_CM, side_cm - SKULL_BEYOND_FACE_CM)
+    if hair_share < MIN_HAIR_SHARE and outline_cm >= OUTLINE_HAIR_CM:
+        # The outline stands off the skull, so there is hair, close to the skin's colour
+        # (fair blonde on fair skin): look again with a finer colour difference.
+        seeds = around & (to_skin > FAINT_SKIN_DELTA_E)
+        hair_share = float(seeds.sum() / max(int(around.sum()), 1))
     if hair_share < MIN_HAIR_SHARE or seeds.sum() < 20:
         return (HairMeasurements(cm_per_px, hair_share, top_cm, 0.0, side_cm, None,
                                  tuple(float(v) for v in skin)),

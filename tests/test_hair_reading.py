@@ -99,6 +99,32 @@ def test_blonde_hair_reads_lighter_than_dark_hair(obama):
     assert blonde.melanin < 0.35 < dark.melanin
 
 
+def test_blonde_hair_close_to_fair_skin_is_still_found():
+    """The astronaut's hair recoloured a pale blonde a few CIELAB units from her skin, its
+    strand texture kept: the outline says there is hair, so it is looked for more finely."""
+    import cv2
+    from PIL import Image
+    from tressel.face import crop_face
+    from tressel.hair_reading import hair_region
+
+    rgb = np.asarray(Image.open(available_portraits()["astronaut"]).convert("RGB"))
+    window, points, in_photo = face_window(rgb, crop_face(rgb).mesh)
+    person = load_segmenter().person_probability(window)
+    brown, hair = hair_region(window, person, points, in_photo)
+    lab = cv2.cvtColor(window, cv2.COLOR_RGB2LAB).astype(np.float32)
+    skin = np.array(brown.skin_lab) * [255 / 100, 1, 1] + [0, 128, 128]
+    lightness = lab[hair, 0]
+    # Strands a little lighter and yellower than the skin, with a quarter of the texture.
+    lab[hair, 0] = np.clip(skin[0] + 4 + 0.25 * (lightness - lightness.mean()), 0, 255)
+    lab[hair, 1] = skin[1] - 3
+    lab[hair, 2] = skin[2] + 4
+    pale = cv2.cvtColor(lab.round().astype(np.uint8), cv2.COLOR_LAB2RGB)
+    blonde = reading_from_measurements(measure_hair(pale, person, points, in_photo))
+    assert blonde.melanin is not None
+    assert blonde.melanin < 0.35 < reading_from_measurements(brown).melanin
+    assert blonde.length_cm > 3.0  # short hair, not the stubble of a bald head
+
+
 def test_a_bald_head_reads_as_stubble(obama):
     *_, window, points, in_photo, person = obama
     skin = np.median(window[_face_pixels(window, points)], axis=0).astype(np.uint8)
