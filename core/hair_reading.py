@@ -487,19 +487,41 @@ def hair_texture(frame: np.ndarray, mesh: np.ndarray, hair: np.ndarray) -> float
     return strand_coherence(gray, hair_fine, TEXTURE_SCALE_CM / cm_per_px)
 
 
-def scale_strand_lengths(strands: np.ndarray, length_m: float, max_scale: float = 1.6
-                         ) -> np.ndarray:
-    """Strands [N, V, 3] scaled about their roots so that their median arc length is
-    `length_m`; each keeps its shape and its length relative to the others. Growing is
-    limited to `max_scale` (a longer copy of a short strand would stick out, not hang)."""
+def fit_strand_lengths(strands: np.ndarray, length_m: float, max_scale: float = 1.6
+                       ) -> np.ndarray:
+    """Strands [N, V, 3] brought to a median arc length of `length_m`, each keeping its length
+    relative to the others and its root.
+
+    Shorter: each strand is cut at its new length and its V points spread evenly along what
+    is left. Short hair is the first stretch of a strand's path from the root, not a miniature
+    of a long strand (that would fold its hang into millimetres and lie inside the scalp).
+    Longer: strands are scaled about their roots, at most by `max_scale` (a longer copy of a
+    short strand would stick out, not hang)."""
     import numpy as np
 
     if len(strands) == 0:
         return strands
-    lengths = np.linalg.norm(np.diff(strands, axis=1), axis=-1).sum(axis=1)
-    median = float(np.median(lengths))
+    points = np.asarray(strands, np.float64)
+    segments = np.linalg.norm(np.diff(points, axis=1), axis=-1)  # [N, V-1]
+    arc = np.concatenate([np.zeros((len(points), 1)), np.cumsum(segments, axis=1)], axis=1)
+    median = float(np.median(arc[:, -1]))
     if median <= 0:
         return strands
-    scale = min(length_m / median, max_scale)
-    roots = strands[:, :1]
-    return (roots + (strands - roots) * scale).astype(strands.dtype)
+    factor = length_m / median
+    if factor >= 1.0:
+        roots = points[:, :1]
+        return (roots + (points - roots) * min(factor, max_scale)).astype(strands.dtype)
+    count, vertices = arc.shape
+    targets = arc[:, -1:] * factor * np.linspace(0.0, 1.0, vertices)[None]  # [N, V]
+    # One sorted array for all strands: each strand's arc lengths offset past the previous.
+    offsets = np.arange(count)[:, None] * (float(arc[:, -1].max()) + 1.0)
+    index = np.searchsorted((arc + offsets).ravel(), (targets + offsets).ravel(), side="right")
+    local = np.clip(index.reshape(count, vertices) - 1 - np.arange(count)[:, None] * vertices,
+                    0, vertices - 2)
+    rows = np.arange(count)[:, None]
+    start = arc[rows, local]
+    length = segments[rows, local]
+    t = np.divide(targets - start, length, out=np.zeros_like(targets), where=length > 0)
+    t = np.clip(t, 0.0, 1.0)[..., None]
+    cut = points[rows, local] * (1 - t) + points[rows, local + 1] * t
+    return cut.astype(strands.dtype)

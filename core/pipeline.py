@@ -24,7 +24,7 @@ import torch
 from tressel import __version__
 from tressel.bundles import Bundle, load_bundle
 from tressel.errors import BundleError, ConfigError
-from tressel.hair_reading import scale_strand_lengths
+from tressel.hair_reading import fit_strand_lengths
 from tressel.progress import CancelFlag, ProgressFn, check_cancel, no_progress
 from tressel.result import HairMaterial, HairResult, Provenance, ScalpMesh
 
@@ -337,7 +337,7 @@ def run_generate(
     if params.hair_reading and style_head is not None and face.mesh is not None:
         reading = read_hair_or_none(loaded.rgb, face.mesh, loaded.name)
     if reading is not None:
-        positions = scale_strand_lengths(positions, reading.length_cm / 100.0)
+        positions = fit_strand_lengths(positions, reading.length_cm / 100.0)
         if reading.melanin is not None:
             material = material.with_melanin(reading.melanin)
     if params.curl and style_head is not None:

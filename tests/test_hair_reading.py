@@ -18,7 +18,7 @@ from tressel.hair_reading import (
     melanin_from_lightness,
     read_hair,
     reading_from_measurements,
-    scale_strand_lengths,
+    fit_strand_lengths,
 )
 from tressel.train.portraits import available_portraits
 
@@ -214,19 +214,32 @@ def test_strand_coherence_tells_strands_side_by_side_from_coils():
     assert strand_coherence(combed, np.zeros_like(hair), 5.0) is None  # no hair to read
 
 
-def test_strand_lengths_scale_about_their_roots():
+def test_strands_are_cut_shorter_and_scaled_longer_about_their_roots():
+    # Smooth strands of different lengths: arcs of circles bending down from their roots.
     rng = np.random.default_rng(0)
-    steps = rng.normal(size=(20, 31, 3)) * 0.01
-    strands = np.concatenate([rng.normal(size=(20, 1, 3)), steps], axis=1).cumsum(axis=1)
+    radius = rng.uniform(0.05, 0.3, size=(20, 1))
+    angle = np.linspace(0, 1.5, 32)[None] * rng.uniform(0.5, 1.0, size=(20, 1))
+    strands = np.stack([radius * np.sin(angle), -radius * (1 - np.cos(angle)),
+                        np.zeros_like(angle)], axis=-1) + rng.normal(size=(20, 1, 3))
     lengths = np.linalg.norm(np.diff(strands, axis=1), axis=-1).sum(1)
-    shorter = scale_strand_lengths(strands, 0.03)
+    factor = 0.03 / np.median(lengths)
+    shorter = fit_strand_lengths(strands, 0.03)
     new_lengths = np.linalg.norm(np.diff(shorter, axis=1), axis=-1).sum(1)
-    assert np.median(new_lengths) == pytest.approx(0.03, rel=1e-5)
-    np.testing.assert_allclose(new_lengths / lengths, 0.03 / np.median(lengths), rtol=1e-5)
+    assert shorter.shape == strands.shape
+    # Measured along the new points, which cut the original corners: within 1 %.
+    assert np.median(new_lengths) == pytest.approx(0.03, rel=1e-2)
+    np.testing.assert_allclose(new_lengths / lengths, factor, rtol=1e-2)
     np.testing.assert_array_equal(shorter[:, 0], strands[:, 0])
-    grown = scale_strand_lengths(strands, 100.0, max_scale=1.6)
-    assert np.median(np.linalg.norm(np.diff(grown, axis=1), axis=-1).sum(1)) == pytest.approx(
-        1.6 * np.median(lengths), rel=1e-5)
+    # A cut strand is the start of the original path, its points evenly spaced along it.
+    gaps = np.linalg.norm(np.diff(shorter, axis=1), axis=-1)
+    np.testing.assert_allclose(gaps, np.broadcast_to(gaps[:, :1], gaps.shape), rtol=1e-3)
+    first_step = np.linalg.norm(strands[:, 1] - strands[:, 0], axis=-1)
+    inside = gaps[:, 0] * 2 < first_step  # the cut's first two steps lie on the first segment
+    direction = (strands[:, 1] - strands[:, 0]) / first_step[:, None]
+    np.testing.assert_allclose(shorter[inside, 2], strands[inside, 0]
+                               + 2 * gaps[inside, :1] * direction[inside], atol=1e-9)
+    grown = fit_strand_lengths(strands, 100.0, max_scale=1.6)
+    np.testing.assert_allclose(grown - grown[:, :1], 1.6 * (strands - strands[:, :1]))
 
 
 # --- helpers: regions of the real window
