@@ -76,11 +76,16 @@ def main(argv: list[str] | None = None) -> int:
                                interpolation=cv2.INTER_AREA)
         seen = measure_groom(hair.positions, m.melanin)
         row = np.concatenate([photo, *views], axis=1)
-        rows.append(_label(row, [
-            f"{name}: {DESCRIPTIONS[name]}",
-            (f"groom: {seen['length_cm']:.1f} cm ({seen['length_class']}), "
-             f"{seen['curl_class']}, melanin {seen['melanin']:.2f} ({seen['colour_class']}), "
-             f"tips below roots {seen['tips_below_roots']:.2f}")]))
+        hangs = seen["tips_below_roots"]
+        lines = [f"{name}: {DESCRIPTIONS[name]}",
+                 (f"groom: {seen['length_cm']:.1f} cm ({seen['length_class']}), "
+                  f"{seen['curl_class']}, melanin {seen['melanin']:.2f} ({seen['colour_class']})"
+                  + ("" if np.isnan(hangs) else f", tips below roots {hangs:.2f}"))]
+        if out.hair_reading is not None:
+            measured = out.hair_reading.measurements
+            lines.append(f"measured in the photo: hair falls {max(measured.fall_cm, 0):.0f} cm below the "
+                         f"eyes, outline {measured.top_cm:.0f} cm above them")
+        rows.append(_label(row, lines))
         print(f"{name}: {seen}")
     write_png(args.png, np.concatenate(rows, axis=0))
     print(f"{len(rows)} portraits, bundle {bundle.name} {bundle.content_hash[:12]} -> {args.png}")

@@ -22,7 +22,7 @@ DESCRIPTIONS = {
     "astronaut": "short dark-brown hair, above the collar",
     "grace_hopper": "short grey-white hair, mostly under a uniform cap",
     "luispedro": "short dark hair",
-    "lena": "long brown hair falling past the shoulder, under a hat with a purple feather boa",
+    "lena": "long brown hair falling past the shoulder, under a hat",
     "obama": "very short, close-cropped dark hair with grey",
 }
 # The hair length class a person would give each photo (for the long-vs-short check).
