@@ -8,7 +8,7 @@ itself, as Blender's timer would. Scenarios, in order:
 
 1. enable the extension: its panel, operators and scene settings register;
 2. Generate on a corrupt photo: the daemon's message, an unchanged scene;
-3. Generate, then Cancel during diffusion: cancelled, an unchanged scene;
+3. Generate (Hair from photo off), then Cancel during diffusion: cancelled, an unchanged scene;
 4. Generate with a UV sphere head selected (attach by layer root UV): hair curves, surface,
    material;
 5. the import step called directly again (attach to nearest surface), and the hair following
@@ -253,6 +253,9 @@ def main() -> None:
         "daemon_command_set": bool(__import__("os").environ.get("TRESSEL_DAEMON_COMMAND")),
     }
     settings = bpy.context.scene.tressel
+    hair_reading = settings.bl_rna.properties["hair_reading"]
+    facts["enable"]["hair_reading"] = [hair_reading.name, hair_reading.default,
+                                       hair_reading.description, settings.hair_reading]
     settings.output_dir = spec["output_dir"]
     for name, value in spec["options"].items():
         setattr(settings, name, value)
@@ -282,12 +285,13 @@ def main() -> None:
         if state.phase == "diffusion" and bpy.ops.tressel.cancel.poll():
             bpy.ops.tressel.cancel()
 
-    generate(settings, spec["slow_photo"], steps=spec["slow_steps"])
+    generate(settings, spec["slow_photo"], steps=spec["slow_steps"], hair_reading=False)
     outcome = run_until_done(runner, on_tick=cancel_in_diffusion)
     outcome["unchanged"] = scene_state() == before
     outcome["job_id"] = runner.STATE.job.job_id
     facts["cancel"] = outcome
     settings.steps = spec["options"]["steps"]
+    settings.hair_reading = True
 
     # 4. Generate with the head selected: imported, attached by the layer's root UV.
     center, radius = Vector(spec["head_center"]), spec["head_radius"]
@@ -295,6 +299,7 @@ def main() -> None:
     settings.attach = "ROOT_UV"
     generate(settings, spec["photo"])
     facts["generate"] = run_until_done(runner)
+    facts["generate"]["job_id"] = runner.STATE.job.job_id
     imported = runner.STATE.imported
     facts["groom"] = curve_facts(imported.strands)
     facts["groom"]["layer"] = str(runner.STATE.job.result.path)

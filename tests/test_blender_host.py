@@ -178,6 +178,10 @@ def test_enabling_the_extension_registers_its_panel_and_operators(blender_run):
     # Tressel came from the folder the install recorded, not from this test's import path.
     assert enable["tressel_from"].startswith(str(blender_run["root"] / "hosts_python"))
     assert enable["daemon_command_set"]
+    # Hair from photo: on unless turned off, as the CLI's --no-hair-reading.
+    name, default, description, value = enable["hair_reading"]
+    assert (name, default, value) == ("Hair from photo", True, True)
+    assert "length and colour" in description
     print(f"Blender ran every scenario in {blender_run['facts']['blender_seconds']:.1f} s")
     installed = blender_run["installation"].path
     assert (installed / "tressel_host.json").is_file()
@@ -207,6 +211,7 @@ def test_generate_imports_hair_curves_attached_to_the_head(blender_run):
                                                                         strands["modifiers"])
     assert Path(strands["layer"]).parent == blender_run["root"] / "usd"
     assert f"{groom.num_strands} strands" in facts["generate"]["message"]
+    assert blender_run["client"].job(facts["generate"]["job_id"]).params["hair_reading"] is True
 
 
 @needs_blender
@@ -248,6 +253,8 @@ def test_a_failed_job_reports_the_daemons_message_and_changes_nothing(blender_ru
     labels = [item for item in corrupt["drawn_after"] if item[0] == "label"]
     assert labels[0][2] is True and "broken.jpg" in " ".join(item[1] for item in labels)
     assert all(item[2] for item in corrupt["drawn_after"] if item[0] == "prop")
+    shown = [item[1] for item in corrupt["drawn_after"] if item[0] == "prop"]
+    assert shown.index("hair_reading") == shown.index("curl") + 1
     assert corrupt["unchanged"]
     # An import that fails half-way removes what it had made.
     assert "no Strands curves" in facts["bad_layer"]["raised"]
@@ -258,6 +265,8 @@ def test_a_failed_job_reports_the_daemons_message_and_changes_nothing(blender_ru
     assert any(text.startswith("diffusion") for text in cancel["drawn_progress"]), cancel
     assert cancel["unchanged"]
     assert blender_run["client"].job(cancel["job_id"]).state == "cancelled"
+    # That job was started with Hair from photo turned off in the panel.
+    assert blender_run["client"].job(cancel["job_id"]).params["hair_reading"] is False
     # Only the successful jobs wrote layers.
     layers = sorted(p.name for p in (blender_run["root"] / "usd").iterdir())
     assert layers == ["astronaut_s0.usdc", "portrait_s3.usdc"]

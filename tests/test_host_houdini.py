@@ -217,6 +217,12 @@ def test_the_node_type_is_built_once_from_its_reviewable_definition(hou, scene):
     assert hou.node("/obj").children() == ()  # the scratch network is gone
     generate = definition.parmTemplateGroup().find("generate")
     assert "on_generate" in generate.callback
+    # Hair from Photo sits beside Curl from Photo, on unless turned off (as the CLI).
+    names = [p.name for p in PARMS]
+    assert names.index("hair_reading") == names.index("curl") + 1
+    hair_reading = definition.parmTemplateGroup().find("hair_reading")
+    assert (hair_reading.label(), hair_reading.kind) == ("Hair from Photo", "toggle")
+    assert "length and colour" in hair_reading.help
 
     hou.reset(scene)  # a later Houdini session: the saved asset is installed, not rebuilt
     assert ensure_node_type(hou).definition().version() == SPEC_VERSION
@@ -254,16 +260,17 @@ def test_a_cook_with_no_result_yet_is_a_clean_no_op_with_a_warning(hou, scene):
     assert geo.num_points == 0 and geo.num_prims == 0
 
 
-def test_generate_brings_the_layers_curves_in(hou, scene, tmp_path):
+def test_generate_brings_the_layers_curves_in(hou, scene, tmp_path, daemon):
     from tressel_houdini.stage import add_to_stage
 
     photo = write_png(tmp_path / "portrait.png", seed=1)
-    node = new_node(photo, load="both")
+    node = new_node(photo, load="both", hair_reading=0)
     assert node.name() == "tressel_portrait"
     comments: list[str] = []
     job = generate_and_wait(hou, node, on_tick=lambda: comments.append(node.comment()))
 
     assert job.state == "succeeded", job.error
+    assert daemon.job(job.job_id).params["hair_reading"] is False  # the toggle, turned off
     assert node.errors() == () and node.warnings() == ()
     assert node.parm("layer").unexpandedString() == "$HIP/tressel/portrait_s2.usdc"
     layer = scene / "tressel" / "portrait_s2.usdc"
@@ -323,6 +330,7 @@ def test_cancel_cancels_the_daemon_job(hou, scene, tmp_path, daemon):
     job = generate_and_wait(hou, node, on_tick=cancel_once_running)
     assert cancelled and job.state == "cancelled"
     assert daemon.job(job.job_id).state == "cancelled"
+    assert node.parm("hair_reading").eval() and daemon.job(job.job_id).params["hair_reading"]
     assert node.comment() == "Tressel: cancelled"
     assert node.parm("layer").eval() == ""
     assert not (scene / "tressel").exists() or not any((scene / "tressel").iterdir())

@@ -257,13 +257,14 @@ def test_button_flow_brings_in_a_live_proxy_with_provenance_and_guides(host, may
     names, default, note = dialog.bundles
     assert names == ["tiny-random"] and default == "tiny-random" and note == ""
 
-    options = GroomOptions(seed=5, import_guides=True, **TINY)
+    options = GroomOptions(seed=5, import_guides=True, hair_reading=False, **TINY)
     dialog.on_accept(str(photo), options)  # the artist presses Generate
     session = controller.active()
     assert session is not None and not session.finished  # Maya is free while it runs
     run_idle_loop(maya, session)
 
     assert session.error is None and not session.cancelled, session.error
+    assert daemon[1].job(session.job.job_id).params["hair_reading"] is False
     assert maya.dialogs == []
     layer = maya.workspace / "usd" / "tressel" / "portrait_s5.usdc"
     transform, shape = "tressel_portrait", "tressel_portraitShape"
@@ -505,11 +506,14 @@ def test_qt_options_dialog_round_trips_options_and_refuses_bad_ones(monkeypatch,
 
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])
     accepted = []
-    start = GroomOptions(seed=7, strands="0.5x", guides=300, import_guides=True)
+    start = GroomOptions(seed=7, strands="0.5x", guides=300, import_guides=True,
+                         hair_reading=False)
     handle = qt.build_options_dialog("/shots/face.jpg", start,
                                      lambda p, o: accepted.append((p, o)))
     fields = handle.fields
     assert handle.values() == ("/shots/face.jpg", start)
+    assert not fields.hair_reading.isChecked() and fields.curl.isChecked()
+    assert "measure the hair in the photo" in fields.hair_reading.text()
     handle.set_bundles(["tiny-random", "difflocks"], "tiny-random", "")
     assert fields.bundle.count() == 3
 
@@ -524,7 +528,10 @@ def test_qt_options_dialog_round_trips_options_and_refuses_bad_ones(monkeypatch,
     fields.generate.click()
     assert accepted == [("/shots/face.jpg", GroomOptions(
         seed=7, strands="20000", guides=300, import_guides=True, bundle="difflocks", units="m",
-        steps=12))]
+        steps=12, hair_reading=False))]
+    assert accepted[0][1].submit_kwargs()["params"]["hair_reading"] is False
+    fields.hair_reading.setChecked(True)  # the artist turns it back on
+    assert handle.values()[1].hair_reading is True
     app.processEvents()
     _purge_host_modules()
 

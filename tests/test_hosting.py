@@ -70,6 +70,13 @@ def test_options_become_a_daemon_request():
     straight = GroomOptions(curl=False).submit_kwargs()["params"]
     assert straight == {"crop": True, "curl": False}
     assert GroomOptions.from_dict({"seed": 1}).curl is True  # options saved before curl existed
+    # Options saved before hair_reading existed (the fields of that time) read it as on.
+    saved_before = {k: v for k, v in GroomOptions(seed=1, curl=False).to_dict().items()
+                    if k != "hair_reading"}
+    assert GroomOptions.from_dict(saved_before) == GroomOptions(seed=1, curl=False)
+    assert GroomOptions.from_dict(saved_before).hair_reading is True
+    off = GroomOptions.from_dict(GroomOptions(hair_reading=False).to_dict())
+    assert off.submit_kwargs()["params"] == {"crop": True, "hair_reading": False}
     assert request["write_options"] == {"points_per_strand": 32, "units": "m", "guides": 0,
                                         "lod": False}
     with pytest.raises(ConfigError, match="units"):

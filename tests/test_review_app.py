@@ -212,14 +212,17 @@ def test_parameters_persist_in_qsettings(qtbot, daemon, tmp_path):
                        QSettings(path, QSettings.Format.IniFormat))
     qtbot.addWidget(first)
     wanted = ReviewOptions(seed=12, strands="0.5x", points_per_strand=24, units="m", guides=50,
-                           lod=True, steps=9, guidance=2.5, crop=False)
+                           lod=True, steps=9, guidance=2.5, crop=False, hair_reading=False)
+    assert first.parameters.hair_reading.isChecked()  # on unless turned off
     first.parameters.set_options(wanted)
+    assert not first.parameters.hair_reading.isChecked()
     first.lod_box.setCurrentText("guides")
     first.close()
     second = MainWindow(ReviewController(connect=lambda: client, history=False),
                         QSettings(path, QSettings.Format.IniFormat))
     qtbot.addWidget(second)
     assert second.parameters.options() == wanted
+    assert second.parameters.options().submit_kwargs()["params"]["hair_reading"] is False
     assert second.lod_box.currentText() == "guides"
     # The bundle list and its defaults come from the daemon.
     with qtbot.waitSignal(second.controller.models_listed, timeout=30_000):

@@ -45,6 +45,10 @@ class TresselSettings(bpy.types.PropertyGroup):
     curl: BoolProperty(name="Curl from photo", default=True,
                        description="Curl strands as the photo reads (models with a style head, "
                                    "such as the demo); off keeps them as decoded")
+    hair_reading: BoolProperty(
+        name="Hair from photo", default=True,
+        description="Measure the hair in the photo and take strand length and colour from it "
+                    "(models with a style head, such as the demo); off keeps the model's own")
     head: PointerProperty(name="Head", type=bpy.types.Object, poll=_is_mesh,
                           description="Mesh the hair grows from; empty: the selected mesh, if any")
     attach: EnumProperty(name="Attach", items=groom_import.ATTACH_MODES, default="NEAREST",
@@ -62,7 +66,8 @@ class TresselSettings(bpy.types.PropertyGroup):
             seed=int(self.seed), strands=self.strands.strip(),
             points_per_strand=int(self.points_per_strand), guides=int(self.guides),
             bundle=self.bundle.strip(), steps=int(self.steps) or None, crop=bool(self.crop),
-            curl=bool(self.curl), import_guides=bool(self.import_guides), units="cm",
+            curl=bool(self.curl), hair_reading=bool(self.hair_reading),
+            import_guides=bool(self.import_guides), units="cm",
         )
         options.check()
         return options
@@ -166,6 +171,7 @@ class VIEW3D_PT_tressel(bpy.types.Panel):
         column.prop(settings, "steps")
         column.prop(settings, "crop")
         column.prop(settings, "curl")
+        column.prop(settings, "hair_reading")
         column.prop(settings, "head")
         column.prop(settings, "attach")
         column.prop(settings, "output_dir")

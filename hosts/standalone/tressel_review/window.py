@@ -131,6 +131,10 @@ class ParameterPanel(QWidget):
         self.curl = QCheckBox("curl as the photo reads")
         self.curl.setToolTip("Models with a style head (the demo) curl strands as they read the "
                              "photo; off keeps them as decoded")
+        self.hair_reading = QCheckBox("measure the hair in the photo")
+        self.hair_reading.setToolTip("Models with a style head (the demo) take strand length and "
+                                     "colour from the hair measured in the photo; off keeps the "
+                                     "model's own")
         self.seed = QSpinBox()
         self.seed.setRange(0, 2**31 - 1)
         self.variants = QSpinBox()
@@ -143,7 +147,8 @@ class ParameterPanel(QWidget):
                               ("Guidance", self.guidance), ("Strands", self.strands),
                               ("Points / strand", self.points), ("Units", self.units),
                               ("Guides", self.guides), ("", self.lod), ("", self.crop), ("", self.curl),
-                              ("Seed", self.seed), ("Seed variants", self.variants)):
+                              ("", self.hair_reading), ("Seed", self.seed),
+                              ("Seed variants", self.variants)):
             form.addRow(label, widget)
         form.addRow(self.defaults_note)
         self._samplers: dict[str, dict] = {}
@@ -185,7 +190,7 @@ class ParameterPanel(QWidget):
             guides=self.guides.value(), lod=self.lod.isChecked(),
             bundle=self.bundle.currentData() or "",
             steps=self.steps.value() or None, crop=self.crop.isChecked(),
-            curl=self.curl.isChecked(),
+            curl=self.curl.isChecked(), hair_reading=self.hair_reading.isChecked(),
             guidance=None if self.guidance.value() < 0 else self.guidance.value(),
         )
         options.check()
@@ -206,6 +211,7 @@ class ParameterPanel(QWidget):
         self.steps.setValue(int(options.steps or 0))
         self.crop.setChecked(bool(options.crop))
         self.curl.setChecked(bool(options.curl))
+        self.hair_reading.setChecked(bool(options.hair_reading))
         self.guidance.setValue(-0.1 if options.guidance is None else float(options.guidance))
 
 

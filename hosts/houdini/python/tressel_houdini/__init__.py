@@ -35,9 +35,10 @@ def generate(photo: str | os.PathLike[str], *, node: Any = None,
     """Blocking: groom `photo` through the daemon and return the result (`.path` is the layer).
 
     For hython scripts and farm jobs. `options` are `GroomOptions` fields (seed, strands,
-    points_per_strand, guides, bundle, steps, crop, units: metres by default, Houdini's unit).
-    The layer goes to `output_dir`, by default `$HIP/tressel` (in hython) or `./tressel`. With
-    `node`, a Tressel Groom node is pointed at the new layer and recooked.
+    points_per_strand, guides, bundle, steps, crop, curl, hair_reading, units: metres by
+    default, Houdini's unit). The layer goes to `output_dir`, by default `$HIP/tressel` (in
+    hython) or `./tressel`. With `node`, a Tressel Groom node is pointed at the new layer and
+    recooked.
     """
     hou = _hou()
     settings = GroomOptions(**{"units": "m", **options})

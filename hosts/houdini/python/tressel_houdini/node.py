@@ -23,7 +23,7 @@ from tressel_houdini import ui
 log = logging.getLogger(__name__)
 
 OPTION_PARMS = ("photo", "seed", "strands", "points", "guides", "load", "bundle", "crop", "curl",
-                "steps")
+                "hair_reading", "steps")
 OUTPUT_DIR = "$HIP/tressel"
 
 _jobs: dict[int, HostJob] = {}  # node session id -> its running job
@@ -44,6 +44,7 @@ def options_from_parms(values: dict[str, Any]) -> tuple[str, GroomOptions]:
         points_per_strand=int(values["points"]), units="m", guides=guides,
         bundle=str(values["bundle"]).strip(), steps=int(values["steps"]) or None,
         crop=bool(values["crop"]), curl=bool(values.get("curl", True)),
+        hair_reading=bool(values.get("hair_reading", True)),
         import_guides=load != "strands",
     )
     options.check()

@@ -70,6 +70,9 @@ PARMS: tuple[ParmSpec, ...] = (
     ParmSpec("toggle", "curl", "Curl from Photo", True,
              help="Curl strands as the photo reads (models with a style head, such as the "
                   "demo); off keeps them as decoded."),
+    ParmSpec("toggle", "hair_reading", "Hair from Photo", True,
+             help="Measure the hair in the photo and take strand length and colour from it "
+                  "(models with a style head, such as the demo); off keeps the model's own."),
     ParmSpec("int", "steps", "Diffusion Steps", 0, minimum=0, maximum=1000,
              help="0: the model's default."),
     ParmSpec("separator", "sep_actions"),

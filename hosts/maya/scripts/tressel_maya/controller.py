@@ -271,10 +271,11 @@ def generate(photo: str, *, output_dir: str | None = None, **options: Any) -> st
     """Blocking: make a groom of `photo` and bring it in; returns the proxy shape's path.
 
     For mayapy and TD scripts (no dialog). `options` are `GroomOptions` fields (seed, strands,
-    points_per_strand, units, guides, lod, bundle, steps, crop, import_guides, format); the
-    layer goes to `output_dir` or `<project>/usd/tressel`. In an interactive Maya the main
-    progress bar shows the job and Esc cancels it. Raises `tressel.errors.TresselError` (with
-    the daemon's message) or `tressel_maya.scene.SceneError`; the scene is unchanged then.
+    points_per_strand, units, guides, lod, bundle, steps, crop, curl, hair_reading,
+    import_guides, format); the layer goes to `output_dir` or `<project>/usd/tressel`. In an
+    interactive Maya the main progress bar shows the job and Esc cancels it. Raises
+    `tressel.errors.TresselError` (with the daemon's message) or `tressel_maya.scene.SceneError`;
+    the scene is unchanged then.
     """
     chosen = make_options(options)
     folder = Path(output_dir) if output_dir else groom_folder()

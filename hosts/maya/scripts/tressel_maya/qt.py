@@ -62,7 +62,7 @@ class OptionsDialogHandle:
             guides=f.guides.value(), lod=f.lod.isChecked(),
             bundle="" if bundle.startswith(DEFAULT_BUNDLE) else bundle,
             steps=f.steps.value() or None, crop=f.crop.isChecked(), curl=f.curl.isChecked(),
-            import_guides=f.import_guides.isChecked(),
+            hair_reading=f.hair_reading.isChecked(), import_guides=f.import_guides.isChecked(),
         )
         options.check()
         return f.photo.text().strip(), options
@@ -167,6 +167,10 @@ def build_options_dialog(photo: str, options: GroomOptions,
     f.curl = QtWidgets.QCheckBox("curl strands as the photo reads (the demo model; off: as decoded)")
     f.curl.setChecked(bool(options.curl))
     form.addRow("", f.curl)
+    f.hair_reading = QtWidgets.QCheckBox(
+        "measure the hair in the photo (the demo model: length and colour; off: the model's own)")
+    f.hair_reading.setChecked(bool(options.hair_reading))
+    form.addRow("", f.hair_reading)
     f.import_guides = QtWidgets.QCheckBox("also import the guides as NURBS curves")
     f.import_guides.setChecked(bool(options.import_guides))
     form.addRow("", f.import_guides)
