@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +57,12 @@ def _limits_line(recipe: dict[str, Any]) -> str:
         return ("- Trained only on synthetic renders of a stylised head. The pretrained backbone "
                 "has seen photographs, but the projection, the diffusion model and rgb2material "
                 "have not: on photographs the groom follows the photo only as far as the "
-                "portrait table above shows.")
+                "portrait table above shows."
+                + (" Its length and colour there come from the hair measured in the photo "
+                   "(`tressel.hair_reading`), whose constants are set from anthropometric means "
+                   "and these few portraits, not fitted to a labelled photo set; hats read as "
+                   "hair height, hair tied back as short, and curl other than an afro's comes "
+                   "from the style head." if recipe["image_encoder"].get("style_head") else ""))
     return ("- Trained only on stylised synthetic renders; on photographs the image encoder is far "
             "outside its training data, so the groom follows the photo only loosely.")
 
@@ -70,6 +76,12 @@ def _look_lines(train: dict[str, Any]) -> list[str]:
              "sensor noise and JPEG compression (quality 35-95); hair colour spread from blonde "
              "to black, 15 % red, 14 % grey or white (a share of white strands); long hair "
              "frames the face instead of covering it.")]
+
+
+def _hangs(mean: dict[str, Any]) -> str:
+    """The share of tips below roots, or "-" where no strand is long enough to hang (5 cm)."""
+    share = mean.get("tips_below_roots")
+    return "-" if share is None or math.isnan(share) else f"{share:.2f}"
 
 
 def _portrait_lines(portraits: dict[str, Any]) -> list[str]:
@@ -93,8 +105,7 @@ def _portrait_lines(portraits: dict[str, Any]) -> list[str]:
             lines.append(f"| {name} | {row['description']} | {m.get('length_cm', 0):.1f} | "
                          f"{first.get('length_class', '?')} | {m.get('curliness', 0):.3f} | "
                          f"{first.get('curl_class', '?')} | {m.get('melanin', 0):.2f} | "
-                         f"{first.get('colour_class', '?')} | "
-                         f"{m.get('tips_below_roots', float('nan')):.2f} | {alone_text} |")
+                         f"{first.get('colour_class', '?')} | {_hangs(m)} | {alone_text} |")
         readings = [(name, row["hair_reading"]) for name, row in rows.items()
                     if row.get("hair_reading")]
         if readings:
