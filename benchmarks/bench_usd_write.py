@@ -7,7 +7,10 @@ the resident size before it, so it counts only what the writer itself allocates 
 It measures two layers: 256 points per strand (no decimation) and 32 points per strand
 (arc-length resampled, with the reported maximum deviation), each without guides and, at 256
 points, with the default 2,000 clump guides; the baseline for each saves the arrays that end
-up in that layer. Resampling to 32 points and picking the guides are also timed alone, the
+up in that layer; each point count is also written with `width_variation=0.1` (per-strand
+widths: USD stores them as they are instead of compressing the repeated taper), and every
+layer's widths are read back, timed. Resampling to 32 points and picking the guides are also
+timed alone, the
 resampling against the implementation before issue 19 (benchmarks/resample_previous.py) and
 against one numpy pass that only measures every segment's length.
 
@@ -75,7 +78,8 @@ def _reset_peak_rss() -> None:
         clear_refs.write("5")
 
 
-def _child(kind: str, input_dir: str, output: str, points: int, guides: int, queue) -> None:
+def _child(kind: str, input_dir: str, output: str, points: int, guides: int, variation: float,
+           queue) -> None:
     import torch  # noqa: F401  (loaded, as in the daemon: the resampler's cumsum uses it)
     import tressel.usd  # pxr and schema registration are not part of the write
     from tressel.usd.curves import tapered_widths
@@ -100,7 +104,7 @@ def _child(kind: str, input_dir: str, output: str, points: int, guides: int, que
     info = {}
     if kind == "usd":
         report = tressel.usd.write_groom(result, output, points_per_strand=points,
-                                         guides=guides)
+                                         guides=guides, width_variation=variation)
         info = {"max_deviation_mm": report.max_deviation * 1e3, "guides": report.num_guides,
                 "phases": report.timings}
     else:
@@ -117,6 +121,20 @@ def _child(kind: str, input_dir: str, output: str, points: int, guides: int, que
     peak = _status_bytes("VmHWM")
     queue.put({"seconds": seconds, "bytes": Path(output).stat().st_size,
                "peak_extra": max(peak - before, 0), **info})
+
+
+def read_widths_seconds(path: Path) -> float:
+    """Seconds to open a written layer and read its strands' widths (as a renderer would)."""
+    from pxr import Usd, UsdGeom
+
+    start = time.perf_counter()
+    stage = Usd.Stage.Open(str(path))
+    prim = next(p for p in stage.Traverse() if p.IsA(UsdGeom.BasisCurves)
+                and p.GetName() == "Strands")
+    widths = UsdGeom.BasisCurves(prim).GetWidthsAttr().Get()
+    seconds = time.perf_counter() - start
+    del widths, stage
+    return seconds
 
 
 def _timed(fn, *args) -> float:
@@ -159,11 +177,12 @@ def time_alone(positions: np.ndarray) -> dict[str, float]:
             "guides_error_p95_mm": error["p95"] * 1e3}
 
 
-def measure(kind: str, input_dir: Path, output: Path, points: int, guides: int = 0) -> dict:
+def measure(kind: str, input_dir: Path, output: Path, points: int, guides: int = 0,
+            variation: float = 0.0) -> dict:
     ctx = multiprocessing.get_context("spawn")  # a fresh process: clean peak memory
     queue = ctx.Queue()
-    proc = ctx.Process(target=_child,
-                       args=(kind, str(input_dir), str(output), points, guides, queue))
+    proc = ctx.Process(target=_child, args=(kind, str(input_dir), str(output), points, guides,
+                                            variation, queue))
     proc.start()
     result = queue.get()
     proc.join()
@@ -191,36 +210,44 @@ def main() -> None:
               f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
         alone = time_alone(arrays["positions"])
         del arrays
-        print(f"{'case':<34}{'time s':>8}{'size MB':>9}{'peak +MB':>10}   notes")
+        print(f"{'case':<48}{'time s':>8}{'size MB':>9}{'peak +MB':>10}   notes")
         rows = {}
-        cases = [("numpy.save", 256, 0), ("usd", 256, 0), ("usd", 256, 2000),
-                 ("numpy.save", 32, 0), ("usd", 32, 0)]
-        for kind, points, guides in cases:
+        # (kind, points, guides, width variation): varied widths are stored uncompressed.
+        cases = [("numpy.save", 256, 0, 0.0), ("usd", 256, 0, 0.0), ("usd", 256, 0, 0.1),
+                 ("usd", 256, 2000, 0.0), ("numpy.save", 32, 0, 0.0), ("usd", 32, 0, 0.0),
+                 ("usd", 32, 0, 0.1)]
+        for kind, points, guides, variation in cases:
             suffix = "usdc" if kind == "usd" else "npy"
-            out = work / f"groom_{points}_{guides}.{suffix}"
-            row = measure(kind, work, out, points, guides)
-            rows[(kind, points, guides)] = row
+            out = work / f"groom_{points}_{guides}_{variation}.{suffix}"
+            row = measure(kind, work, out, points, guides, variation)
+            rows[(kind, points, guides, variation)] = row
             notes = ""
             if kind == "usd":
-                base = rows[("numpy.save", points, 0)]
+                base = rows[("numpy.save", points, 0, 0.0)]
+                row["read_widths_s"] = read_widths_seconds(out)
                 notes = (f"x{row['seconds'] / base['seconds']:.1f} numpy.save time, "
                          f"x{row['bytes'] / base['bytes']:.2f} size, "
                          f"x{row['peak_extra'] / max(base['peak_extra'], 1):.1f} memory; "
                          f"max deviation {row['max_deviation_mm']:.3f} mm; "
-                         + ", ".join(f"{k} {v:.2f}s" for k, v in row["phases"].items()))
-            label = (f"write_groom {points} pts, guides={guides}" if kind == "usd"
+                         + ", ".join(f"{k} {v:.2f}s" for k, v in row["phases"].items())
+                         + f"; reading its widths {row['read_widths_s']:.3f}s")
+            label = (f"write_groom {points} pts, guides={guides}"
+                     + (f", width var {variation}" if variation else "") if kind == "usd"
                      else f"numpy.save {points} pts")
-            print(f"{label:<34}{row['seconds']:>8.2f}{row['bytes'] / 1e6:>9.1f}"
+            print(f"{label:<48}{row['seconds']:>8.2f}{row['bytes'] / 1e6:>9.1f}"
                   f"{row['peak_extra'] / 1e6:>10.0f}   {notes}", flush=True)
-        ratios = {f"write_groom_{p}_guides{g}_vs_numpy_save":
-                  rows[("usd", p, g)]["seconds"] / rows[("numpy.save", p, 0)]["seconds"]
-                  for kind, p, g in cases if kind == "usd"}
-        ratios.update({f"peak_over_input_{p}_guides{g}":
-                       rows[("usd", p, g)]["peak_extra"] / (input_mb * 1e6)
-                       for kind, p, g in cases if kind == "usd"})
+        def name(p: int, g: int, v: float) -> str:
+            return f"{p}_guides{g}" + (f"_widthvar{v}" if v else "")
+
+        ratios = {f"write_groom_{name(p, g, v)}_vs_numpy_save":
+                  rows[("usd", p, g, v)]["seconds"] / rows[("numpy.save", p, 0, 0.0)]["seconds"]
+                  for kind, p, g, v in cases if kind == "usd"}
+        ratios.update({f"peak_over_input_{name(p, g, v)}":
+                       rows[("usd", p, g, v)]["peak_extra"] / (input_mb * 1e6)
+                       for kind, p, g, v in cases if kind == "usd"})
         print("summary: " + ", ".join(f"{k} {v:.2f}" for k, v in {**alone, **ratios}.items()))
-        print(json.dumps({"alone": alone, **{f"{k}_{p}_guides{g}": v
-                                             for (k, p, g), v in rows.items()}}))
+        print(json.dumps({"alone": alone, **{f"{k}_{name(p, g, v)}": row
+                                             for (k, p, g, v), row in rows.items()}}))
         if args.keep:
             args.keep.mkdir(parents=True, exist_ok=True)
             for path in work.glob("groom_*"):

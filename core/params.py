@@ -199,6 +199,7 @@ WRITE_CHECKS: dict[str, Callable[[Any], Any]] = {
     "preview_fraction": lambda v: check_float("preview_fraction", v, 0.0, 1.0, low_open=True),
     "root_width": lambda v: check_float("root_width", v, 0.0, MAX_WIDTH_M, low_open=True),
     "tip_width": lambda v: check_float("tip_width", v, 0.0, MAX_WIDTH_M, low_open=True),
+    "width_variation": lambda v: check_float("width_variation", v, 0.0, 0.95),
     "basis": lambda v: check_choice("basis", v, BASES),
     "units": lambda v: check_choice("units", v, UNITS),
     "lod": lambda v: check_bool("lod", v),

@@ -136,3 +136,20 @@ def test_generate_writes_alembic_beside_the_layer(tmp_path, capsys, monkeypatch)
     assert len(strands["counts"]) == layer.num_strands
     np.testing.assert_allclose(strands["uvs"], layer.root_uv, atol=1e-6)
     assert len(read_curves(tmp_path / "out" / "groom.abc", "Guides")["counts"]) == 25
+
+
+def test_alembic_widths_vary_per_strand_like_the_usd_layer(tmp_path):
+    from tressel.usd.curves import tapered_widths, width_factors
+
+    hair = clumpy_groom(300, points=24, seed=3)
+    path = tmp_path / "varied.abc"
+    write_alembic(hair, path, guides=12, points_per_strand=12, width_variation=0.15)
+    strands = read_curves(path, "Strands")
+    taper = tapered_widths(12, 1e-4, 2e-5) * np.float32(100)  # cm
+    factors = width_factors(np.arange(300), 0.15)
+    widths = strands["widths"].reshape(300, 12)
+    np.testing.assert_allclose(widths, factors[:, None] * taper[None], rtol=1e-6)
+    guides = read_curves(path, "Guides")["widths"].reshape(-1, 12)
+    # Each guide is one of the strands, as thick as that strand.
+    assert all(np.any(np.all(np.isclose(widths, row, rtol=1e-6), axis=1)) for row in guides)
+    assert len({round(float(w), 9) for w in guides[:, 0]}) > 1

@@ -132,3 +132,72 @@ def test_cheaper_guides_keep_the_reconstruction_error(monkeypatch):
     # the kept samples are what a fresh resampling gives
     assert np.array_equal(fast.sampled, curves.resample_strands(
         positions, guide_ops.WEIGHT_POINTS, deviation=False).points)
+
+
+def test_width_factors_are_a_fixed_function_of_the_strand_id():
+    ids = np.arange(5000)
+    factors = curves.width_factors(ids, 0.1)
+    assert factors.dtype == np.float32 and factors.shape == (5000,)
+    assert 0.9 <= factors.min() < 0.91 and 1.09 < factors.max() <= 1.1
+    assert abs(float(factors.mean()) - 1.0) < 0.005  # centred: the groom keeps its thickness
+    order = np.random.default_rng(0).permutation(5000)
+    np.testing.assert_array_equal(curves.width_factors(ids[order], 0.1), factors[order])
+    np.testing.assert_array_equal(curves.width_factors(ids, 0.0), np.ones(5000, np.float32))
+    wider = curves.width_factors(ids, 0.3)
+    np.testing.assert_allclose(wider - 1, 3 * (factors - 1), atol=1e-6)
+
+
+def test_width_variation_gives_each_strand_one_thickness_in_every_level_of_detail(tmp_path):
+    from tressel.result import HairMaterial, HairResult
+
+    count = 600
+    strands = awkward_strands(count, 24)[4:]  # no degenerate strands: guides pick among all
+    count = len(strands)
+    hair = HairResult(positions=strands, root_uv=np.zeros((count, 2), np.float32),
+                      root_positions=strands[:, 0].copy(),
+                      root_normals=np.tile(np.float32([0, 1, 0]), (count, 1)),
+                      material=HairMaterial.from_raw([0.5] * 11))
+    varied_path, plain_path = tmp_path / "varied.usdc", tmp_path / "plain.usdc"
+    common = dict(points_per_strand=16, guides=20, lod=True, preview_fraction=0.25,
+                  preview_points=8, units="cm")
+    write_groom(hair, varied_path, width_variation=0.2, **common)
+    write_groom(hair, plain_path, **common)
+    stage = Usd.Stage.Open(str(varied_path))
+    factors = curves.width_factors(np.arange(count), 0.2)
+    for prim_path, points in (("/TresselPayloads/Full", 16), ("/TresselPayloads/Preview", 8),
+                              ("/Groom/Guides", 16)):
+        curves_prim = UsdGeom.BasisCurves(stage.GetPrimAtPath(prim_path))
+        ids = np.asarray(UsdGeom.PrimvarsAPI(curves_prim).GetPrimvar("strandId").Get())
+        widths = np.asarray(curves_prim.GetWidthsAttr().Get()).reshape(len(ids), points)
+        taper = curves.tapered_widths(points, 1e-4, 2e-5) * np.float32(100)
+        np.testing.assert_allclose(widths, factors[ids][:, None] * taper[None], rtol=1e-6)
+        extent = np.asarray(curves_prim.GetExtentAttr().Get())
+        computed = np.asarray(UsdGeom.Curves.ComputeExtent(curves_prim.GetPointsAttr().Get(),
+                                                           curves_prim.GetWidthsAttr().Get()))
+        np.testing.assert_allclose(extent, computed, rtol=1e-6)
+    # Thousands of distinct widths: USD stores them as they are, not as a compressed pattern.
+    grown = varied_path.stat().st_size - plain_path.stat().st_size
+    raw_widths = 4 * count * (16 + 8 * 0.25 + 16 * 20 / count)
+    assert grown > 0.8 * raw_widths
+
+
+def test_width_variation_is_checked():
+    from tressel.errors import ConfigError
+    from tressel.params import check_write_options
+
+    with pytest.raises(ConfigError, match="width_variation"):
+        usd_writer.WriteOptions(width_variation=1.5).check()
+    with pytest.raises(ConfigError, match="width_variation"):
+        check_write_options({"width_variation": -0.1})
+    # The command line (and a batch manifest's options) set it as a write option.
+    import argparse
+
+    from tressel.commands.job_options import add_item_options, write_options
+
+    parser = argparse.ArgumentParser()
+    add_item_options(parser)
+    assert "width_variation" not in write_options(parser.parse_args([]))
+    assert write_options(parser.parse_args(["--width-variation", "0.1"]))[
+        "width_variation"] == pytest.approx(0.1)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--width-variation", "2"])

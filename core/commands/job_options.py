@@ -52,7 +52,8 @@ def parse_interval(text: str) -> tuple[float, float]:
 FLAG_OPTIONS = ("no_crop", "no_collide", "no_curl", "no_hair_reading", "npz", "alembic")
 # argparse dest -> the WriteOptions field it sets.
 WRITE_OPTION_FIELDS = {"points": "points_per_strand", "basis": "basis", "units": "units",
-                       "guides": "guides", "guide_method": "guide_method"}
+                       "guides": "guides", "guide_method": "guide_method",
+                       "width_variation": "width_variation"}
 
 
 def add_run_options(p: argparse.ArgumentParser) -> None:
@@ -119,6 +120,12 @@ def add_item_options(p: argparse.ArgumentParser, suppress_defaults: bool = False
     usd.add_argument("--guide-method", choices=["clusters", "spread"], default=default(None),
                      help="clusters: one guide per clump of like-shaped strands (default); "
                           "spread: evenly over the scalp")
+    usd.add_argument("--width-variation", metavar="V", default=default(None),
+                     type=_option(params.WRITE_CHECKS["width_variation"], float),
+                     help="per-strand thickness variation: each strand up to V thinner or "
+                          "thicker (0.1 = 10 %%; default 0, every strand the same taper). "
+                          "USD then stores widths as they are: the layer writes and reads "
+                          "faster but is larger (a quarter more at 256 points per strand)")
     p.add_argument("--alembic", action="store_true", default=default(False),
                    help="also write OUT.abc: an Alembic groom (Ogawa) for Unreal's groom "
                         "importer, Maya and Blender, in centimetres unless --units says m")

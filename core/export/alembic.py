@@ -44,6 +44,7 @@ class AlembicOptions:
     units: str = "cm"  # "cm" (Unreal, Maya) or "m" (Blender, Houdini)
     root_width: float = 1.0e-4
     tip_width: float = 2.0e-5
+    width_variation: float = 0.0  # per-strand thickness variation, as in the USD layer
     guides: int = 2000  # guide curves; 0 for none
     guide_method: str = "clusters"  # "clusters" (shape clumps) or "spread" (even)
     group_id: int = 0  # groom_group_id of every curve
@@ -59,6 +60,8 @@ class AlembicOptions:
             raise ConfigError(f"guide_method={self.guide_method!r}: use clusters or spread")
         if not (self.root_width > 0 and self.tip_width > 0):
             raise ConfigError("strand widths must be positive")
+        if not 0.0 <= self.width_variation <= 0.95:
+            raise ConfigError(f"width_variation={self.width_variation}: use a value in [0, 0.95]")
 
 
 @dataclass
@@ -124,7 +127,7 @@ def _curves(AbcGeom, imath, parent, name: str, points: np.ndarray, widths: np.nd
     curves = AbcGeom.OCurves(AbcGeom.OXform(parent, name), f"{name}Shape")
     schema = curves.getSchema()
     width_sample = AbcGeom.OFloatGeomParamSample(
-        _filled(imath, "FloatArray", np.tile(widths, num)), scope.kVertexScope)
+        _filled(imath, "FloatArray", widths.ravel()), scope.kVertexScope)
     uv_sample = AbcGeom.OV2fGeomParamSample(_filled(imath, "V2fArray", root_uv),
                                             scope.kUniformScope)
     sample = AbcGeom.OCurvesSchemaSample(
@@ -163,7 +166,7 @@ def write_alembic(result: HairResult, path: str | os.PathLike, **options) -> Ale
     `tressel.geometry.guides` (shape clumps by default), as in the USD layer.
     """
     from tressel.geometry.guides import pick_guides
-    from tressel.usd.curves import resample_strands, tapered_widths
+    from tressel.usd.curves import resample_strands, strand_widths, tapered_widths, width_factors
 
     start = time.perf_counter()
     try:
@@ -185,7 +188,9 @@ def write_alembic(result: HairResult, path: str | os.PathLike, **options) -> Ale
     scale = np.float32(UNITS[opts.units])
     points = min(opts.points_per_strand, positions.shape[1])
     render = resample_strands(positions, points)
-    widths = tapered_widths(points, opts.root_width, opts.tip_width) * scale
+    # Per-vertex widths [N, P]; the same per-strand factors as the USD layer.
+    widths = strand_widths(tapered_widths(points, opts.root_width, opts.tip_width) * scale,
+                           width_factors(np.arange(num), opts.width_variation))
     root_uv = np.asarray(result.root_uv, np.float32).reshape(num, 2)
     guide_set = pick_guides(positions, opts.guides, opts.guide_method) if opts.guides else None
 
@@ -201,7 +206,7 @@ def write_alembic(result: HairResult, path: str | os.PathLike, **options) -> Ale
         if guide_set is not None and len(guide_set.index):
             num_guides = len(guide_set.index)
             _curves(AbcGeom, imath, groom, "Guides", render.points[guide_set.index] * scale,
-                    widths, root_uv[guide_set.index], np.arange(num_guides), 1,
+                    widths[guide_set.index], root_uv[guide_set.index], np.arange(num_guides), 1,
                     opts.group_id, None)
         del groom, archive  # closing the archive writes the file
         os.replace(tmp, path)

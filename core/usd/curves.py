@@ -428,6 +428,32 @@ def compute_threads() -> int:
     return max(1, min(threads, MAX_THREADS))
 
 
+def width_factors(strand_ids: np.ndarray, variation: float) -> np.ndarray:
+    """Per-strand width factors [N] float32 in [1 - variation, 1 + variation].
+
+    Each factor is a fixed function of the strand's id (the splitmix64 finaliser, a public
+    integer hash), so a strand is as thick in the preview, the guides, the Alembic file and
+    the next run as in the full layer, whatever the thread count or strand order.
+    """
+    ids = np.asarray(strand_ids).astype(np.uint64)
+    if variation == 0 or len(ids) == 0:
+        return np.ones(len(ids), dtype=np.float32)
+    with np.errstate(over="ignore"):  # the hash wraps around 2^64 by design
+        z = ids + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z ^= z >> np.uint64(31)
+    unit = (z >> np.uint64(11)).astype(np.float64) / float(1 << 53)  # [0, 1)
+    return (1.0 + variation * (2.0 * unit - 1.0)).astype(np.float32)
+
+
+def strand_widths(taper: np.ndarray, factors: np.ndarray,
+                  out: np.ndarray | None = None) -> np.ndarray:
+    """Per-vertex widths [N, P]: each strand's factor times the taper [P] (float32)."""
+    return np.multiply(np.asarray(factors, np.float32)[:, None],
+                       np.asarray(taper, np.float32)[None, :], out=out)
+
+
 def tapered_widths(points: int, root_width: float, tip_width: float) -> np.ndarray:
     """Per-point widths [points] from root to tip, narrowing slowly near the root and faster
     towards the tip (1 - t^2), as real hair thins mostly near its end.

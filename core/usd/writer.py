@@ -53,6 +53,10 @@ class WriteOptions:
     units: str = "m"  # stage unit: "m" (metersPerUnit 1) or "cm" (metersPerUnit 0.01)
     root_width: float = 1.0e-4  # strand width at the root
     tip_width: float = 2.0e-5  # strand width at the tip
+    # Per-strand thickness variation: each strand's widths times a factor in [1 - v, 1 + v]
+    # (fixed per strand id). With it USD stores widths as they are instead of compressing the
+    # repeated taper: faster to write and to read, a larger file (README, "USD groom layers").
+    width_variation: float = 0.0
     guides: int = 2000  # guide strands; 0 for none
     guide_method: str = "clusters"  # "clusters": one guide per shape clump; "spread": even
     guide_points: int | None = None  # points per guide; None: same as points_per_strand
@@ -88,6 +92,9 @@ class WriteOptions:
             raise ConfigError("lod_selection='guides' needs guides: set guides > 0")
         if not (self.root_width > 0 and self.tip_width > 0):
             raise ConfigError("strand widths must be positive")
+        if not 0.0 <= self.width_variation <= 0.95:
+            raise ConfigError(f"width_variation={self.width_variation}: use a value in [0, 0.95] "
+                              "(0.1: strands up to 10 % thinner or thicker)")
         if not Sdf.Path.IsValidIdentifier(self.groom_name):
             raise ConfigError(f"groom_name {self.groom_name!r} is not a valid USD prim name")
 
@@ -151,10 +158,17 @@ def _vec3f(array: np.ndarray) -> Vt.Vec3fArray:
     return vt_array
 
 
-def _widths_array(widths: np.ndarray, num: int) -> Vt.FloatArray:
-    """Per-vertex widths: the per-strand taper repeated for `num` strands, written once."""
+def _widths_array(widths: np.ndarray, num: int, factors: np.ndarray | None = None
+                  ) -> Vt.FloatArray:
+    """Per-vertex widths: the per-strand taper repeated for `num` strands, each times its
+    factor when `factors` [num] are given; written once, into USD's own array."""
     per_strand = len(widths)
     vt_array, view = _vt_buffer(Vt.FloatArray, num * per_strand, (num, per_strand))
+    if factors is not None:
+        if view is None:
+            return Vt.FloatArray.FromNumpy(curve_ops.strand_widths(widths, factors).ravel())
+        curve_ops.strand_widths(widths, factors, out=view)
+        return vt_array
     if view is None:
         return Vt.FloatArray.FromNumpy(np.tile(widths.astype(np.float32), num))
     view[...] = widths.astype(np.float32)
@@ -187,8 +201,11 @@ def _define_curves(
     color: Gf.Vec3f,
     guide_links: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
     points_vt: Vt.Vec3fArray | None = None,
+    width_factors: np.ndarray | None = None,
 ) -> Gf.Range3f:
     """Define one BasisCurves prim from [N,K,3] points; returns its extent.
+
+    `widths` [K] is the taper; `width_factors` [N], when given, scales it per strand.
 
     `points_vt`, when given, is a USD array that already holds `points` (the writer resamples
     straight into it), so the points are not copied again.
@@ -210,10 +227,11 @@ def _define_curves(
     )
     curves.CreatePointsAttr(points_vt)
     # The plain `widths` attribute, not primvars:widths: Blender reads only the former.
-    widths_vt = _widths_array(widths, num)
+    widths_vt = _widths_array(widths, num, width_factors)
     curves.CreateWidthsAttr(widths_vt)
     curves.SetWidthsInterpolation(UsdGeom.Tokens.vertex)
-    extent = _curves_extent(points, widths)
+    widest = widths if width_factors is None else widths * np.float32(width_factors.max())
+    extent = _curves_extent(points, widest)
     curves.CreateExtentAttr(extent)
     del points_vt, widths_vt
     primvars = UsdGeom.PrimvarsAPI(curves)
@@ -347,6 +365,8 @@ def write_groom(result: HairResult, path: str | os.PathLike, **options) -> Write
     strand_ids = np.arange(num, dtype=np.int32)
     color = preview_color(result.material)
     widths = curve_ops.tapered_widths(opts.points_per_strand, opts.root_width, opts.tip_width)
+    factors = (curve_ops.width_factors(strand_ids, opts.width_variation)
+               if opts.width_variation else None)
 
     timings = {}
     phase_start = time.perf_counter()
@@ -421,6 +441,7 @@ def write_groom(result: HairResult, path: str | os.PathLike, **options) -> Write
                 curve_ops.tapered_widths(guide_points, opts.root_width, opts.tip_width) * scale,
                 opts.basis, root_uv[guide_index], strand_ids[guide_index],
                 root_normals[guide_index], color,
+                width_factors=None if factors is None else factors[guide_index],
             )
             guides_prim = stage.GetPrimAtPath(groom_path.AppendChild("Guides"))
             _bind(guides_prim, material)
@@ -434,6 +455,7 @@ def write_groom(result: HairResult, path: str | os.PathLike, **options) -> Write
             strands_box = _define_curves(
                 stage, strands_path, render_points, widths * scale, opts.basis,
                 root_uv, strand_ids, root_normals, color, guide_links, points_vt=render_vt,
+                width_factors=factors,
             )
             _bind(stage.GetPrimAtPath(strands_path), material)
             if guides_prim is not None:
@@ -442,7 +464,7 @@ def write_groom(result: HairResult, path: str | os.PathLike, **options) -> Write
             strands_box = _author_lod(
                 stage, groom, opts, positions, render_points, widths, scale, root_uv,
                 strand_ids, root_normals, color, material, guides_prim, guide_links,
-                full_vt=render_vt,
+                full_vt=render_vt, width_factors=factors,
             )
         del render.points, render_points, render_vt, render_view
 
@@ -512,6 +534,7 @@ def _author_lod(
     material: UsdShade.Material | None, guides_prim: Usd.Prim | None,
     guide_links: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
     full_vt: Vt.Vec3fArray | None = None,
+    width_factors: np.ndarray | None = None,
 ) -> Gf.Range3f:
     """The lod variant set; heavy strands live under the abstract /TresselPayloads prim.
 
@@ -520,6 +543,7 @@ def _author_lod(
     full_box = _define_curves(
         stage, PAYLOAD_ROOT.AppendChild("Full"), full_points, widths * scale, opts.basis,
         root_uv, strand_ids, root_normals, color, guide_links, points_vt=full_vt,
+        width_factors=width_factors,
     )
     subset = curve_ops.preview_subset(len(positions), opts.preview_fraction)
     preview_points = curve_ops.resample_strands(positions[subset], opts.preview_points,
@@ -529,6 +553,7 @@ def _author_lod(
         curve_ops.tapered_widths(opts.preview_points, opts.root_width, opts.tip_width) * scale,
         opts.basis, root_uv[subset], strand_ids[subset], root_normals[subset], color,
         None if guide_links is None else tuple(link[subset] for link in guide_links),
+        width_factors=None if width_factors is None else width_factors[subset],
     )
     strands_path = groom.GetPath().AppendChild("Strands")
     variants = groom.GetVariantSets().AddVariantSet("lod")
