@@ -13,12 +13,12 @@ from tressel.hair_reading import (
     FALLS_PAST_EARS_CM,
     LIGHTNESS_TO_MELANIN,
     face_window,
+    fit_strand_lengths,
     load_segmenter,
     measure_hair,
     melanin_from_lightness,
     read_hair,
     reading_from_measurements,
-    fit_strand_lengths,
 )
 from tressel.train.portraits import available_portraits
 
