@@ -139,7 +139,8 @@ class HairReading:
 class PersonSegmenter:
     """MediaPipe's selfie segmentation in LiteRT; calls are serialised (not re-entrant)."""
 
-    def __init__(self, model_file: Path = MODEL_FILE, threads: int = 1):
+    def __init__(self, model_file: Path | None = None, threads: int = 1):
+        model_file = model_file or MODEL_FILE
         try:
             from ai_edge_litert.interpreter import Interpreter
         except ImportError as exc:

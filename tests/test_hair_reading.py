@@ -316,3 +316,18 @@ def test_no_hair_reading_on_the_command_line_in_manifests_and_from_hosts():
     assert GroomOptions(hair_reading=False).submit_kwargs()["params"]["hair_reading"] is False
     with pytest.raises(ConfigError, match="hair_reading"):
         check_generate_params({"hair_reading": "maybe"})
+
+
+def test_a_missing_segmentation_model_leaves_the_job_to_the_model(monkeypatch, caplog, obama):
+    from tressel import hair_reading
+    from tressel.pipeline import read_hair_or_none
+
+    rgb, mesh, *_ = obama
+    monkeypatch.setattr(hair_reading, "MODEL_FILE", hair_reading.MODEL_FILE.with_name("gone"))
+    hair_reading.load_segmenter.cache_clear()
+    try:
+        with caplog.at_level("WARNING"):
+            assert read_hair_or_none(rgb, mesh, "obama.jpg") is None
+        assert "segmentation model missing" in caplog.text and "obama.jpg" in caplog.text
+    finally:
+        hair_reading.load_segmenter.cache_clear()

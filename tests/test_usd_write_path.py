@@ -158,8 +158,8 @@ def test_width_variation_gives_each_strand_one_thickness_in_every_level_of_detai
                       root_normals=np.tile(np.float32([0, 1, 0]), (count, 1)),
                       material=HairMaterial.from_raw([0.5] * 11))
     varied_path, plain_path = tmp_path / "varied.usdc", tmp_path / "plain.usdc"
-    common = dict(points_per_strand=16, guides=20, lod=True, preview_fraction=0.25,
-                  preview_points=8, units="cm")
+    common = {"points_per_strand": 16, "guides": 20, "lod": True, "preview_fraction": 0.25,
+              "preview_points": 8, "units": "cm"}
     write_groom(hair, varied_path, width_variation=0.2, **common)
     write_groom(hair, plain_path, **common)
     stage = Usd.Stage.Open(str(varied_path))
