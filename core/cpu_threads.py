@@ -8,6 +8,9 @@ measured from two reads of `/proc/stat` a fraction of a second apart, less this 
 CPU time over the same window (`/proc/self/stat`), so the daemon's own previous work (OpenMP
 threads still spinning after the last job) is not mistaken for a busy workstation.
 
+A container's CPU quota (cgroup v2 `cpu.max`, v1 `cpu.cfs_quota_us`; a farm worker in Docker or
+Kubernetes) caps the cores counted as usable: threads beyond the quota are throttled, not run.
+
 Rules, first match wins: a daemon setting (`tressel daemon start --threads`), then
 `$TRESSEL_THREADS`, then an explicitly set `$OMP_NUM_THREADS`; each is a whole number (a fixed
 count) or "auto". Where `/proc` is missing (macOS, Windows) "auto" means every core this process
@@ -57,6 +60,7 @@ class ThreadChoice:
     cores: int  # cores this process may use
     other_load: float | None = None  # cores kept busy by other processes (auto, measured)
     reserved: int = 0  # threads held by other jobs of this process
+    quota: float | None = None  # CPUs the container's cgroup allows, if it sets a quota
 
     def describe(self) -> str:
         if self.source != "auto":
@@ -65,13 +69,14 @@ class ThreadChoice:
             return (f"{self.threads} CPU thread(s): {self.cores} core(s) usable, load of other "
                     "processes not measurable here")
         held = f", {self.reserved} held by other jobs" if self.reserved else ""
-        return (f"{self.threads} CPU thread(s): {self.cores} core(s) usable, "
+        quota = f" (a CPU quota of {self.quota:g})" if self.quota is not None else ""
+        return (f"{self.threads} CPU thread(s): {self.cores} core(s) usable{quota}, "
                 f"{self.other_load:.2f} busy with other processes{held}")
 
     def as_dict(self) -> dict[str, object]:
         return {"threads": self.threads, "source": self.source, "cores": self.cores,
                 "other_load": None if self.other_load is None else round(self.other_load, 3),
-                "reserved": self.reserved}
+                "reserved": self.reserved, "quota": self.quota}
 
 
 # --------------------------------------------------------------------------------------------
@@ -139,6 +144,56 @@ def usable_cores() -> set[int] | None:
     try:
         return set(getaffinity(0))
     except OSError:
+        return None
+
+
+def cgroup_cpu_limit(read: ReadText | None = None) -> float | None:
+    """The CPUs this process's cgroup may use (its quota over its period), or None without a
+    quota. The tightest limit on the way from the process's cgroup up to the root counts."""
+    read = read or _read_text
+    limits = []
+    for line in (read("/proc/self/cgroup") or "").splitlines():
+        parts = line.strip().split(":", 2)
+        if len(parts) != 3:
+            continue
+        _, controllers, path = parts
+        if controllers == "":  # cgroup v2: one hierarchy, cpu.max = "QUOTA PERIOD" or "max ..."
+            roots, files = ["/sys/fs/cgroup"], ("cpu.max",)
+        elif "cpu" in controllers.split(","):  # v1: the cpu controller's own mount
+            roots = ["/sys/fs/cgroup/cpu,cpuacct", "/sys/fs/cgroup/cpu"]
+            files = ("cpu.cfs_quota_us", "cpu.cfs_period_us")
+        else:
+            continue
+        for root in roots:
+            for folder in _ancestors(path):
+                limit = _quota(read, f"{root}{folder}", files)
+                if limit is not None:
+                    limits.append(limit)
+    return min(limits) if limits else None
+
+
+def _ancestors(path: str) -> list[str]:
+    """"/a/b" -> ["/a/b", "/a", ""] (folders below a cgroup mount, deepest first)."""
+    parts = [p for p in path.strip().split("/") if p]
+    return ["/" + "/".join(parts[:i]) if i else "" for i in range(len(parts), -1, -1)]
+
+
+def _quota(read: ReadText, folder: str, files: tuple[str, ...]) -> float | None:
+    try:
+        if len(files) == 1:
+            text = read(f"{folder}/{files[0]}")
+            if text is None:
+                return None
+            quota, period = text.split()[:2]
+        else:
+            quota_text, period_text = (read(f"{folder}/{name}") for name in files)
+            if quota_text is None or period_text is None:
+                return None
+            quota, period = quota_text.strip(), period_text.strip()
+        if quota == "max" or int(quota) < 0:  # no quota ("max" in v2, -1 in v1)
+            return None
+        return int(quota) / int(period) if int(period) > 0 else None
+    except ValueError:
         return None
 
 
@@ -212,19 +267,24 @@ def choose_threads(setting: str | None = None, *, reserved: int = 0,
                    environ: Mapping[str, str] | None = None,
                    usable: Callable[[], set[int] | None] = usable_cores,
                    sample: Callable[[set[int] | None], float | None] | None = None,
+                   quota: Callable[[], float | None] | None = None,
                    ) -> ThreadChoice:
     """The thread count for a job starting now.
 
     `setting`: the daemon's `--threads` (None: not given, the environment decides).
     `reserved`: threads held by other jobs running in this process (their work is this
-    process's own CPU time, which the measurement leaves out). `usable` and `sample` stand in
-    for the machine's affinity and the /proc sampler (tests).
+    process's own CPU time, which the measurement leaves out). `usable`, `sample` and `quota`
+    stand in for the machine's affinity, the /proc sampler and the cgroup reader (tests).
     """
     allowed = usable()
     count = len(allowed) if allowed else (os.cpu_count() or 1)
     fixed, source = fixed_threads(setting, environ)
     if fixed is not None:
         return ThreadChoice(threads=fixed, source=source, cores=count)
+    limit = (quota or cgroup_cpu_limit)()
+    if limit is not None:
+        # A 1.5-CPU quota runs one thread fully; a second would be throttled half the time.
+        count = min(count, max(int(limit), 1))
     free = count - reserved
     load = None
     if free > 1:  # with one core (or none) left there is nothing to decide: skip the wait
@@ -232,7 +292,7 @@ def choose_threads(setting: str | None = None, *, reserved: int = 0,
         if load is not None:
             free -= max(math.ceil(load - LOAD_TOLERANCE), 0)
     return ThreadChoice(threads=max(free, 1), source="auto", cores=count, other_load=load,
-                        reserved=reserved)
+                        reserved=reserved, quota=limit)
 
 
 @contextmanager

@@ -10,6 +10,7 @@ import threading
 import time
 
 import pytest
+from tressel import cpu_threads as cpu_threads_module
 from tressel.cpu_threads import (
     LOAD_TOLERANCE,
     CoreTicks,
@@ -47,6 +48,18 @@ SELF_STAT = "4242 (a) b (c) S 1 4242 4242 0 -1 4194304 10 0 0 0 7 3 0 0 20 0 1 0
 
 def self_stat(utime: int, stime: int) -> str:
     return SELF_STAT.replace(" 7 3 0 0 20", f" {utime} {stime} 0 0 20")
+
+
+# The reader itself, before `no_container_quota` replaces it for every test.
+REAL_CGROUP_CPU_LIMIT = cpu_threads_module.cgroup_cpu_limit
+
+
+@pytest.fixture(autouse=True)
+def no_container_quota(monkeypatch):
+    """The counts below assume no CPU quota; the machine running the tests may have one."""
+    from tressel import cpu_threads
+
+    monkeypatch.setattr(cpu_threads, "cgroup_cpu_limit", lambda read=None: None)
 
 
 def test_proc_stat_parsing_counts_busy_and_free_time_per_core():
@@ -275,7 +288,7 @@ def test_a_fixed_daemon_setting_wins_over_the_measurement(tmp_path, monkeypatch,
     assert seen == [3]
     assert setup[0]["cpu_threads"] == {"threads": 3, "source": "setting",
                                        "cores": setup[0]["cpu_threads"]["cores"],
-                                       "other_load": None, "reserved": 0}
+                                       "other_load": None, "reserved": 0, "quota": None}
 
 
 def test_a_second_cpu_job_does_not_count_on_the_first_jobs_threads(monkeypatch,
@@ -362,3 +375,41 @@ def test_cli_and_batch_jobs_run_with_the_chosen_threads_then_restore(monkeypatch
     assert "face.png: 3 CPU thread(s), fixed by TRESSEL_THREADS" in caplog.text
     with cpu_threads.cpu_job_threads("meta", "face.png") as choice:  # not a CPU: untouched
         assert choice is None and torch.get_num_threads() == before
+
+
+def _files(contents: dict[str, str]):
+    return lambda path: contents.get(path)
+
+
+@pytest.mark.parametrize(("files", "limit"), [
+    # cgroup v2, the container's own cgroup seen as the root (a cgroup namespace)
+    ({"/proc/self/cgroup": "0::/\n", "/sys/fs/cgroup/cpu.max": "150000 100000\n"}, 1.5),
+    ({"/proc/self/cgroup": "0::/\n", "/sys/fs/cgroup/cpu.max": "max 100000\n"}, None),
+    # v2 nested: the tightest limit between the process's cgroup and the root
+    ({"/proc/self/cgroup": "0::/farm/job7\n",
+      "/sys/fs/cgroup/farm/job7/cpu.max": "max 100000\n",
+      "/sys/fs/cgroup/farm/cpu.max": "300000 100000\n",
+      "/sys/fs/cgroup/cpu.max": "800000 100000\n"}, 3.0),
+    # cgroup v1, with the cpu controller mounted with cpuacct
+    ({"/proc/self/cgroup": "12:pids:/\n4:cpu,cpuacct:/docker/abc\n",
+      "/sys/fs/cgroup/cpu,cpuacct/docker/abc/cpu.cfs_quota_us": "200000\n",
+      "/sys/fs/cgroup/cpu,cpuacct/docker/abc/cpu.cfs_period_us": "100000\n"}, 2.0),
+    ({"/proc/self/cgroup": "4:cpu,cpuacct:/\n",
+      "/sys/fs/cgroup/cpu,cpuacct/cpu.cfs_quota_us": "-1\n",
+      "/sys/fs/cgroup/cpu,cpuacct/cpu.cfs_period_us": "100000\n"}, None),
+    ({}, None),  # no /proc (macOS, Windows)
+    ({"/proc/self/cgroup": "0::/\n", "/sys/fs/cgroup/cpu.max": "garbage\n"}, None),
+])
+def test_a_container_cpu_quota_is_read_from_its_cgroup(files, limit):
+    assert REAL_CGROUP_CPU_LIMIT(_files(files)) == limit
+
+
+def test_a_cpu_quota_caps_the_threads_auto_chooses():
+    idle = {"environ": {}, "usable": lambda: {0, 1, 2, 3, 4, 5, 6, 7}, "sample": lambda c: 0.0}
+    choice = choose_threads(quota=lambda: 2.5, **idle)
+    assert (choice.threads, choice.cores, choice.quota) == (2, 2, 2.5)
+    assert "a CPU quota of 2.5" in choice.describe() and choice.as_dict()["quota"] == 2.5
+    assert choose_threads(quota=lambda: 0.5, **idle).threads == 1
+    assert choose_threads(quota=lambda: None, **idle).threads == 8
+    # A count the user fixes is theirs to choose.
+    assert choose_threads("6", quota=lambda: 2.0, **idle).threads == 6
