@@ -94,7 +94,11 @@ def test_style_head_comes_from_the_image_encoder_checkpoint(tmp_path):
         style_head_state(tmp_path / "missing.pt")
 
 
-def test_no_curl_on_the_command_line_and_in_batch_manifests():
+@pytest.mark.parametrize(("flag", "param"), [("--no-curl", "curl"),
+                                           ("--no-hair-reading", "hair_reading")])
+def test_photo_reading_switches_on_the_command_line_and_in_batch_manifests(flag, param):
+    """The demo's two readings of the photo (curl; length and colour) are on unless turned off,
+    on the command line or in a batch manifest's per-photo options."""
     import argparse
 
     from tressel.commands.job_options import (
@@ -108,10 +112,10 @@ def test_no_curl_on_the_command_line_and_in_batch_manifests():
     add_run_options(parser)
     add_item_options(parser)
     args = parser.parse_args([])
-    assert generate_values(args)["curl"] is True
-    assert generate_values(parser.parse_args(["--no-curl"]))["curl"] is False
-    apply_option_string(args, "--no-curl --steps 2")  # a batch manifest's per-photo options
-    assert generate_values(args)["curl"] is False
+    assert generate_values(args)[param] is True
+    assert generate_values(parser.parse_args([flag]))[param] is False
+    apply_option_string(args, f"{flag} --steps 2")  # a batch manifest's per-photo options
+    assert generate_values(args)[param] is False
 
 
 def test_curl_read_off_a_photo_stays_within_what_the_heads_were_taught():

@@ -291,29 +291,15 @@ def test_demo_jobs_follow_the_measured_hair_and_others_do_not(bundle):
     assert run_generate(photo, bundle, GenerateParams(steps=2)).hair_reading is None
 
 
-def test_no_hair_reading_on_the_command_line_in_manifests_and_from_hosts():
-    import argparse
-
-    from tressel.commands.job_options import (
-        add_item_options,
-        add_run_options,
-        apply_option_string,
-        generate_values,
-    )
+def test_hosts_and_daemon_requests_turn_the_hair_reading_off():
+    """(The command line and batch manifests: tests/test_demo_curl.py, with --no-curl.)"""
     from tressel.errors import ConfigError
     from tressel.hosting.options import GroomOptions
     from tressel.params import check_generate_params
 
-    parser = argparse.ArgumentParser()
-    add_run_options(parser)
-    add_item_options(parser)
-    args = parser.parse_args([])
-    assert generate_values(args)["hair_reading"] is True
-    assert generate_values(parser.parse_args(["--no-hair-reading"]))["hair_reading"] is False
-    apply_option_string(args, "--no-hair-reading")
-    assert generate_values(args)["hair_reading"] is False
     assert "hair_reading" not in GroomOptions().submit_kwargs()["params"]
     assert GroomOptions(hair_reading=False).submit_kwargs()["params"]["hair_reading"] is False
+    assert check_generate_params({"hair_reading": False})["hair_reading"] is False
     with pytest.raises(ConfigError, match="hair_reading"):
         check_generate_params({"hair_reading": "maybe"})
 
