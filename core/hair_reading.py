@@ -31,9 +31,9 @@ The measurement, in a window `WINDOW_FACES` face heights wide, turned so the eye
    where they turn within it (coils) or where there is no strand to see (a close crop). Skipped
    when the photo is too coarse to show it.
 
-Limits: hats read as hair height (not as length); hair the same colour as the clothes it falls
-on is measured to where the clothes begin only if the two touch; a beard below the jaw can add
-to `fall_cm`. The reading is skipped (None) without a confident face mesh.
+Limits: hats read as hair height (not as length); hair lying on clothes of its own colour may be
+followed down them; a beard below the jaw can add to `fall_cm`. Jobs skip the reading without a
+confident face mesh (`tressel.pipeline`).
 """
 
 from __future__ import annotations

@@ -334,7 +334,9 @@ def run_generate(
     style_head = getattr(models.image_encoder, "style_head", None)
     reading = None
     report("hair", 0, 1)
-    if params.hair_reading and style_head is not None and face.mesh is not None:
+    # An unconfident mesh (a face half hidden) places a crop well enough, not a measurement.
+    if (params.hair_reading and style_head is not None and face.mesh is not None
+            and not face.approximate):
         reading = read_hair_or_none(loaded.rgb, face.mesh, loaded.name)
     if reading is not None:
         positions = fit_strand_lengths(positions, reading.length_cm / 100.0)
