@@ -80,6 +80,7 @@ OVER_THE_HEAD_CM = 10.0  # a falling strand's length above the eye line (crown t
 # brushed short hair 0.57-0.60, a close crop 0.38. Coils turn within a few millimetres.
 AFRO_MAX_COHERENCE = 0.6  # a tall, wide outline of hair more coherent than this is not coiled
 SHORT_AFRO_MAX_COHERENCE = 0.45  # ... and a thinner one must be less coherent than this
+SHORT_AFRO_MIN_CM = 2.0  # ... and stand at least this far off the skull (a close crop does not)
 
 # Photographed hair lightness (CIELAB L*) → melanin, the demo's colour parameter
 # (tressel.synth.render.hair_albedo). Photographed hair is lighter than its albedo (sheen, the
@@ -435,7 +436,7 @@ def reading_from_measurements(m: HairMeasurements) -> HairReading:
     big_afro = stands >= 4.0 and puff >= 3.0 and not coherent
     # A short afro: hair standing a few centimetres around the head whose strands do not run
     # side by side (coils), unlike brushed short hair.
-    short_afro = (thickness >= 2.5 and m.coherence is not None
+    short_afro = (thickness >= SHORT_AFRO_MIN_CM and m.coherence is not None
                   and m.coherence < SHORT_AFRO_MAX_COHERENCE)
     if big_afro or short_afro:
         # Coiled strands are about twice as long as the hair stands.

@@ -189,6 +189,8 @@ def test_a_thin_outline_of_coiled_hair_reads_coily_and_brushed_hair_does_not():
     assert reading_from_measurements(replace(short, coherence=0.35)).curl_type == "coily"
     assert reading_from_measurements(replace(short, coherence=0.6)).curl_type is None
     assert reading_from_measurements(short).curl_type is None  # texture not seen: no guess
+    barely = replace(short, top_cm=12.7, side_cm=1.4, coherence=0.35)  # stands 2.2 cm
+    assert reading_from_measurements(barely).curl_type == "coily"
     # A close crop is as incoherent, but it does not stand off the head.
     close = replace(short, top_cm=10.7, side_cm=1.4, coherence=0.35)
     assert reading_from_measurements(close).curl_type is None
