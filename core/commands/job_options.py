@@ -125,7 +125,7 @@ def add_item_options(p: argparse.ArgumentParser, suppress_defaults: bool = False
                      help="per-strand thickness variation: each strand up to V thinner or "
                           "thicker (0.1 = 10 %%; default 0, every strand the same taper). "
                           "USD then stores widths as they are: the layer writes and reads "
-                          "faster but is larger (a quarter more at 256 points per strand)")
+                          "faster but is larger (a third more at 256 points per strand)")
     p.add_argument("--alembic", action="store_true", default=default(False),
                    help="also write OUT.abc: an Alembic groom (Ogawa) for Unreal's groom "
                         "importer, Maya and Blender, in centimetres unless --units says m")
