@@ -303,7 +303,7 @@ def detect_face_mesh(frame: np.ndarray) -> MeshSearch:
     chosen = (max(confident, key=lambda m: m.bbox_area) if confident
               else max(meshes, key=lambda m: m.presence) if meshes else None)
     if chosen is None:
-        return MeshSearch(None, 0, len(detections), None, False, None)
+        return MeshSearch(None, 0, len(detections), None, False)
     x, y, w, h = chosen.detection.box
     return MeshSearch(landmarks_from_mediapipe(chosen.normalized_xy(width, height), width, height),
                       len(confident) or 1, len(detections),
