@@ -263,6 +263,7 @@ def hair_region(window: np.ndarray, person: np.ndarray, mesh: np.ndarray,
     is_person = person > 0.5
     if in_photo is not None:  # the black beyond the photo's edge is neither person nor hair
         is_person &= cv2.erode(in_photo.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    is_person = _this_person(is_person, face)
     margin = max(3, round(0.6 / cm_per_px))  # 6 mm clear of the face outline
     outside_face = cv2.dilate(face, np.ones((2 * margin + 1, 2 * margin + 1), np.uint8)) == 0
     rows = np.arange(size, dtype=np.float64)[:, None]
@@ -328,6 +329,19 @@ def strand_coherence(gray: np.ndarray, hair: np.ndarray, sigma_px: float) -> flo
     if float(weight.sum()) <= 0:
         return None
     return float((coherence[core] * weight).sum() / weight.sum())
+
+
+def _this_person(is_person: np.ndarray, face: np.ndarray) -> np.ndarray:
+    """The person region connected to the face: another person in the photo (their hair beside
+    this face) is not this person's hair. Unchanged when the face is not in the region."""
+    import cv2
+    import numpy as np
+
+    _count, labels = cv2.connectedComponents(is_person.astype(np.uint8), connectivity=8)
+    on_face = labels[(face > 0) & is_person]
+    if len(on_face) == 0:
+        return is_person
+    return labels == np.bincount(on_face).argmax()
 
 
 def _seed_colours(seeds: np.ndarray, beside: np.ndarray) -> list[np.ndarray]:

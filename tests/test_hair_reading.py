@@ -89,6 +89,24 @@ def test_hair_painted_to_fall_past_the_shoulders_reads_long(obama):
     assert long.length_cm > 1.5 * 12.0 > short.length_cm * 1.5
 
 
+def test_another_persons_long_hair_beside_the_face_is_not_this_persons(obama):
+    *_, window, points, in_photo, person = obama
+    short = reading_from_measurements(measure_hair(window, person, points, in_photo))
+    eye_x, eye_y, _, half_width = _head_geometry(points)
+    cm_per_px = short.measurements.cm_per_px
+    crowded, crowd_person = window.copy(), person.copy()
+    # A second person just right of the head: a lock of the same dark hair from above the eyes
+    # to 25 cm below them, with a gap of background between the two people.
+    x0 = int(eye_x + 1.5 * half_width)
+    x1 = x0 + int(6 / cm_per_px)
+    rows = slice(int(eye_y - 6 / cm_per_px), int(eye_y + 25 / cm_per_px))
+    crowd_person[:, x0 - 4:x1 + 4] = 0.0
+    crowd_person[rows, x0:x1] = 1.0
+    crowded[rows, x0:x1] = _hair_rgb(window, points, person)
+    reading = reading_from_measurements(measure_hair(crowded, crowd_person, points, in_photo))
+    assert reading.measurements.fall_cm < 6.0 and reading.length_cm < 5.0
+
+
 def test_blonde_hair_reads_lighter_than_dark_hair(obama):
     *_, window, points, in_photo, person = obama
     dark = reading_from_measurements(measure_hair(window, person, points, in_photo))
