@@ -1,16 +1,21 @@
-"""Helpers shared by test modules: writing test images, and torch on one thread."""
+"""Helpers shared by test modules: writing test images, plain groom styles, and torch on one
+thread (`torch_threads` is Tressel's own)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
+from tressel.cpu_threads import torch_threads
 
 if TYPE_CHECKING:
     import numpy as np
+    from tressel.synth.groom import GroomStyle
+
+__all__ = ["groom_style", "one_thread", "small_filesystem", "torch_threads", "write_image"]
 
 
 def write_image(path: Path, pixels: np.ndarray, pixel_type: str | None = None,
@@ -38,17 +43,18 @@ def write_image(path: Path, pixels: np.ndarray, pixel_type: str | None = None,
     return path
 
 
-@contextmanager
-def torch_threads(count: int) -> Iterator[None]:
-    """Run the block with `count` torch intra-op threads, restoring the previous count."""
-    import torch
+def groom_style(**changes: Any) -> GroomStyle:
+    """A plain synthetic style (long, straight, centre parting, no clumping or frizz) with
+    `changes` to the fields a test is about."""
+    from tressel.synth.groom import GroomStyle
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
+    plain = {
+        "length_class": "long", "length": 0.3, "curl_type": "straight", "curl_radius": 0.0,
+        "curl_period": 0.05, "parting": "center", "part_offset": 0.0, "bangs": False,
+        "volume": 0.3, "gravity": 0.8, "clumping": 0.0, "frizz": 0.0, "density": 1.0,
+        "hairline_recession": 0.0, "melanin": 0.5, "redness": 0.2, "root_darkness_start": 0.0,
+        "root_darkness_end": 0.2, "root_darkness_strength": 0.0}
+    return GroomStyle(**{**plain, **changes})
 
 
 @pytest.fixture(autouse=True, scope="module")

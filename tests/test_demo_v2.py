@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from helpers import groom_style
 from tressel.synth.dataset import make_sample, photo_options, synthesize
-from tressel.synth.groom import FACE_HALF_WIDTH, GroomStyle, grow_groom, sample_style
+from tressel.synth.groom import FACE_HALF_WIDTH, grow_groom, sample_style
 from tressel.train.attributes import measure_groom
 
 
@@ -82,12 +83,7 @@ def test_photo_look_datasets_are_the_same_with_parallel_workers(tmp_path):
 
 
 def test_long_hair_frames_the_face_and_hangs():
-    style = GroomStyle(
-        length_class="long", length=0.35, curl_type="straight", curl_radius=0.0,
-        curl_period=0.05, parting="center", part_offset=0.0, bangs=False, volume=0.3,
-        gravity=0.9, clumping=0.2, frizz=0.0, density=1.0, hairline_recession=0.0,
-        melanin=0.5, redness=0.1, root_darkness_start=0.0, root_darkness_end=0.2,
-        root_darkness_strength=0.0)
+    style = groom_style(length=0.35, gravity=0.9, clumping=0.2, redness=0.1)
     groom = grow_groom(style, 600, seed=1, frame_face=True)
     p = groom.positions
     face = (p[..., 2] > 0.0) & (p[..., 1] < 0.32) & (p[..., 1] > 0.17) & (

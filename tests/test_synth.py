@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from helpers import groom_style
 from tressel.synth.dataset import list_grooms, read_groom, synthesize
 from tressel.synth.groom import GroomStyle, generate_groom, grow_groom, sample_style
 from tressel.synth.head import (
@@ -56,13 +57,10 @@ def test_grooms_are_seeded_and_stay_out_of_the_head():
 
 @pytest.mark.parametrize("curl", ["straight", "wavy", "curly", "coily"])
 def test_styles_change_the_strand_shape(curl):
-    style = GroomStyle(
-        length_class="long", length=0.3, curl_type=curl,
+    style = groom_style(
+        curl_type=curl,
         curl_radius={"straight": 0.0, "wavy": 0.01, "curly": 0.01, "coily": 0.004}[curl],
-        curl_period={"straight": 0.05, "wavy": 0.06, "curly": 0.025, "coily": 0.008}[curl],
-        parting="center", part_offset=0.0, bangs=False, volume=0.3, gravity=0.8, clumping=0.0,
-        frizz=0.0, density=1.0, hairline_recession=0.0, melanin=0.5, redness=0.2,
-        root_darkness_start=0.0, root_darkness_end=0.2, root_darkness_strength=0.0)
+        curl_period={"straight": 0.05, "wavy": 0.06, "curly": 0.025, "coily": 0.008}[curl])
     groom = grow_groom(style, 200, seed=1)
     seg = np.linalg.norm(np.diff(groom.positions, axis=1), axis=-1).sum(1)
     chord = np.linalg.norm(groom.positions[:, -1] - groom.positions[:, 0], axis=1)
@@ -149,12 +147,8 @@ def test_recurl_restores_the_curl_a_codec_averaged_away():
     from tressel.synth.groom import recurl
     from tressel.train.attributes import measure_groom
 
-    style = GroomStyle(
-        length_class="long", length=0.3, curl_type="coily", curl_radius=0.004,
-        curl_period=0.008, parting="center", part_offset=0.0, bangs=False, volume=0.8,
-        gravity=0.1, clumping=0.0, frizz=0.0, density=1.0, hairline_recession=0.0,
-        melanin=0.5, redness=0.2, root_darkness_start=0.0, root_darkness_end=0.2,
-        root_darkness_strength=0.0)
+    style = groom_style(curl_type="coily", curl_radius=0.004, curl_period=0.008, volume=0.8,
+                        gravity=0.1)
     curly = grow_groom(style, 120, seed=2)
     flat = grow_groom(GroomStyle(**{**style.to_dict(), "curl_type": "straight",
                                     "curl_radius": 0.0}), 120, seed=2)
