@@ -301,10 +301,11 @@ def run_generate(
     report("image", 1, 1)
     phase_done("image")
 
-    from tressel.face import crop_face
+    from tressel.face import crop_face, to_uint8_frame
 
     report("face", 0, 1)
-    face = crop_face(loaded.rgb, crop=params.crop, name=loaded.name, out_size=bundle.crop_size)
+    frame = to_uint8_frame(loaded.rgb)  # once: the crop and the hair reading both read it
+    face = crop_face(frame, crop=params.crop, name=loaded.name, out_size=bundle.crop_size)
     report("face", 1, 1)
     phase_done("face")
 
@@ -337,7 +338,7 @@ def run_generate(
     # An unconfident mesh (a face half hidden) places a crop well enough, not a measurement.
     if (params.hair_reading and style_head is not None and face.mesh is not None
             and not face.approximate):
-        reading = read_hair_or_none(loaded.rgb, face.mesh, loaded.name)
+        reading = read_hair_or_none(frame, face.mesh, loaded.name)
     if reading is not None:
         positions = fit_strand_lengths(positions, reading.length_cm / 100.0)
         if reading.melanin is not None:
@@ -387,14 +388,14 @@ def run_generate(
                           dtype=str(dtype).replace("torch.", ""), hair_reading=reading)
 
 
-def read_hair_or_none(rgb: np.ndarray, mesh: np.ndarray, name: str) -> Any:
-    """The photo's hair reading (tressel.hair_reading), or None, with a warning, where the
-    segmentation model cannot run: the job goes on with the model's own length and colour."""
-    from tressel.face import to_uint8_frame
+def read_hair_or_none(frame: np.ndarray, mesh: np.ndarray, name: str) -> Any:
+    """The hair reading (tressel.hair_reading) of a uint8 RGB photo, or None, with a warning,
+    where the segmentation model cannot run: the job goes on with the model's own length and
+    colour."""
     from tressel.hair_reading import SegmentationUnavailable, read_hair
 
     try:
-        return read_hair(to_uint8_frame(rgb), mesh)
+        return read_hair(frame, mesh)
     except SegmentationUnavailable as exc:
         log.warning("%s: the hair in %s is not measured; length and colour are the model's",
                     exc, name)
