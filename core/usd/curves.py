@@ -79,8 +79,8 @@ class _Workspace:
 
     def __init__(self, rows: int, count: int, knots: int) -> None:
         self.coords = np.empty((3, rows, count), np.float32)
-        self.lengths = np.zeros((rows, count), np.float32)  # column 0 stays 0: params start at 0
-        self.scratch = np.empty((rows, count - 1), np.float32)
+        self.lengths = np.zeros((rows, count), np.float32)  # column 0 is 0: params start at 0
+        self.scratch = np.empty((rows, count), np.float32)
         self.params = np.empty((rows, count), np.float64)
         self.length = np.empty(rows, np.float64)
         self.position = np.empty((rows, count), np.float64)
@@ -103,16 +103,21 @@ def _chunk_params(chunk: np.ndarray, work: _Workspace) -> tuple[list[np.ndarray]
     coords = work.coords[:, :n]
     np.copyto(coords, chunk.transpose(2, 0, 1), casting="same_kind")
     lengths = work.lengths[:n]
-    segment_length = lengths[:, 1:]
-    scratch = work.scratch[:n]
-    x = coords[0]
-    np.subtract(x[:, 1:], x[:, :-1], out=segment_length)
+    # Differences of consecutive points over the whole chunk as one flat array (contiguous,
+    # about three times faster than row by row); the difference across each row boundary
+    # lands in a row's column 0, which is set back to 0 below.
+    segment_length = lengths.ravel()[1:]
+    scratch = work.scratch.ravel()[: n * count - 1]
+    x = coords[0].ravel()
+    np.subtract(x[1:], x[:-1], out=segment_length)
     np.multiply(segment_length, segment_length, out=segment_length)
     for coord in coords[1:]:
-        np.subtract(coord[:, 1:], coord[:, :-1], out=scratch)
+        flat = coord.ravel()
+        np.subtract(flat[1:], flat[:-1], out=scratch)
         np.multiply(scratch, scratch, out=scratch)
         np.add(segment_length, scratch, out=segment_length)
     np.sqrt(segment_length, out=segment_length)
+    lengths[:, 0] = 0.0
     params = work.params[:n]
     _cumsum_rows(lengths, params)  # 0 + first length is exact: the same sums as before
     length = work.length[:n]
