@@ -69,6 +69,9 @@ setup(
          "sys_platform == 'win32' or (sys_platform == 'darwin' and platform_machine == 'arm64')"),
         "PyYAML",
         "tqdm",
+        # KD-tree, sparse graphs and distance transforms for the scalp mesh and the collision
+        # step that `tressel generate` runs by default.
+        "scipy",
     ],
     extras_require=EXTRAS,
     cmdclass={"build_py": BuildPyWithHosts},
