@@ -195,3 +195,24 @@ def test_bfloat16_on_a_cpu_without_it_warns_and_auto_stays_float32(monkeypatch, 
         assert pipeline.resolve_dtype("bfloat16", cpu) == torch.bfloat16
         assert pipeline.resolve_dtype("auto", cpu) == torch.float32  # results stay CPU-independent
     assert not caplog.records
+
+
+@pytest.mark.parametrize("detach", [False, True])
+def test_daemon_start_without_the_daemon_extra_is_one_clear_line(tmp_path, monkeypatch, capsys,
+                                                                 detach):
+    """A plain `pip install tressel` has no FastAPI/uvicorn: starting the daemon says which
+    extra to install, before detaching, instead of a traceback from the server's imports."""
+    import importlib.util
+
+    from tressel.cli import main
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "uvicorn" else real_find_spec(name, *a))
+    argv = ["daemon", "start", "--state-dir", str(tmp_path / "state")]
+    assert main(argv + (["--detach"] if detach else [])) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "Traceback" not in err
+    assert "uvicorn" in err and "pip install 'tressel[daemon]'" in err
+    assert "fastapi" not in err  # only what is missing
+    assert not (tmp_path / "state").exists() or not any((tmp_path / "state").iterdir())
