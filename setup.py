@@ -72,6 +72,9 @@ setup(
         # KD-tree, sparse graphs and distance transforms for the scalp mesh and the collision
         # step that `tressel generate` runs by default.
         "scipy",
+        # Compiles the linear resampling loop (tressel/usd/resample_kernel.py) that the daemon
+        # and batch runs use: the USD write's resampling in one pass instead of forty.
+        "numba",
     ],
     extras_require=EXTRAS,
     cmdclass={"build_py": BuildPyWithHosts},

@@ -9,10 +9,12 @@ It measures two layers: 256 points per strand (no decimation) and 32 points per 
 points, with the default 2,000 clump guides; the baseline for each saves the arrays that end
 up in that layer; each point count is also written with `width_variation=0.1` (per-strand
 widths: USD stores them as they are instead of compressing the repeated taper), and every
-layer's widths are read back, timed. Resampling to 32 points and picking the guides are also
-timed alone, the
-resampling against the implementation before issue 19 (benchmarks/resample_previous.py) and
-against one numpy pass that only measures every segment's length.
+layer's widths are read back, timed. The 32-point layer and the guided 256-point layer are
+also written with the compiled resampling loop loaded first ("compiled"), as the daemon and
+batch runs have it. Resampling to 32 points and picking the guides are also timed alone, the
+resampling against the implementation before issue 19 (benchmarks/resample_previous.py),
+against one numpy pass that only measures every segment's length, and with the compiled loop
+(and what loading that loop costs a process).
 
     .venv/bin/python benchmarks/bench_usd_write.py [--strands 100000] [--keep DIR]
 """
@@ -86,7 +88,7 @@ def _child(kind: str, input_dir: str, output: str, points: int, guides: int, var
 
     arrays = {name: np.load(Path(input_dir) / f"{name}.npy")
               for name in ("positions", "root_uv", "root_normals")}
-    if kind != "usd":
+    if kind == "numpy.save":
         # The floor saves the arrays the layer holds, at its point count; the parent
         # resampled them already, so the child allocates nothing before the save.
         arrays["positions"] = np.load(Path(input_dir) / f"positions_{points}.npy")
@@ -98,11 +100,15 @@ def _child(kind: str, input_dir: str, output: str, points: int, guides: int, var
             root_positions=arrays["positions"][:, 0], root_normals=arrays["root_normals"],
             material=HairMaterial.from_raw([0.5] * 11), provenance=Provenance(seed=1),
         )
+    if kind == "usd-compiled":
+        from tressel.usd.curves import load_compiled_kernel
+
+        load_compiled_kernel()  # as the daemon and batch runs do at start, untimed
     before = _status_bytes("VmRSS")
     _reset_peak_rss()
     start = time.perf_counter()
     info = {}
-    if kind == "usd":
+    if kind.startswith("usd"):
         report = tressel.usd.write_groom(result, output, points_per_strand=points,
                                          guides=guides, width_variation=variation)
         info = {"max_deviation_mm": report.max_deviation * 1e3, "guides": report.num_guides,
@@ -149,11 +155,12 @@ def _segment_lengths(positions: np.ndarray) -> np.ndarray:
 
 def time_alone(positions: np.ndarray) -> dict[str, float]:
     """Resampling to 32 points and the default guides, each alone, in this process with torch
-    loaded (as in the daemon); best of two for the resampling."""
+    loaded (as in the daemon); best of two for the resampling. Then the compiled resampling
+    loop: the time to load it, and resampling with it."""
     import torch  # noqa: F401
     from resample_previous import resample_strands as previous_resample
     from tressel.geometry.guides import pick_guides, reconstruction_error
-    from tressel.usd.curves import compute_threads, resample_strands
+    from tressel.usd.curves import compute_threads, load_compiled_kernel, resample_strands
 
     floor = min(_timed(_segment_lengths, positions) for _ in range(2))
     before = min(_timed(previous_resample, positions, 32) for _ in range(2))
@@ -171,7 +178,22 @@ def time_alone(positions: np.ndarray) -> dict[str, float]:
     print(f"2,000 clump guides alone: {picked:.2f} s to pick, {both:.2f} s with the "
           f"reconstruction error (mean {error['mean'] * 1e3:.3f} mm, "
           f"p95 {error['p95'] * 1e3:.3f} mm)")
+    # The compiled loop, as the daemon and batch runs use it once loaded.
+    start = time.perf_counter()
+    loaded = load_compiled_kernel()
+    load_s = time.perf_counter() - start
+    compiled = compiled_one = float("nan")
+    if loaded:
+        compiled_one = min(_timed(resample_strands, positions, 32, "linear", True, None, 1)
+                           for _ in range(2))
+        compiled = min(_timed(resample_strands, positions, 32) for _ in range(2))
+        print(f"compiled loop: resample to 32 pts {compiled:.2f} s on {threads} threads, "
+              f"{compiled_one:.2f} s on one (x{now / compiled:.1f} faster than numpy, x"
+              f"{before / compiled:.1f} than before issue 19); loading it took {load_s:.2f} s, "
+              "once per process")
     return {"resample32_s": now, "resample32_one_thread_s": one,
+            "resample32_compiled_s": compiled, "resample32_compiled_one_thread_s": compiled_one,
+            "compiled_load_s": load_s,
             "resample32_before_s": before, "segment_lengths_s": floor,
             "guides_s": both, "guides_error_mean_mm": error["mean"] * 1e3,
             "guides_error_p95_mm": error["p95"] * 1e3}
@@ -213,16 +235,18 @@ def main() -> None:
         print(f"{'case':<48}{'time s':>8}{'size MB':>9}{'peak +MB':>10}   notes")
         rows = {}
         # (kind, points, guides, width variation): varied widths are stored uncompressed.
+        # "usd-compiled" writes with the compiled resampling loop loaded, as in the daemon.
         cases = [("numpy.save", 256, 0, 0.0), ("usd", 256, 0, 0.0), ("usd", 256, 0, 0.1),
-                 ("usd", 256, 2000, 0.0), ("numpy.save", 32, 0, 0.0), ("usd", 32, 0, 0.0),
-                 ("usd", 32, 0, 0.1)]
+                 ("usd", 256, 2000, 0.0), ("usd-compiled", 256, 2000, 0.0),
+                 ("numpy.save", 32, 0, 0.0), ("usd", 32, 0, 0.0), ("usd", 32, 0, 0.1),
+                 ("usd-compiled", 32, 0, 0.0)]
         for kind, points, guides, variation in cases:
-            suffix = "usdc" if kind == "usd" else "npy"
-            out = work / f"groom_{points}_{guides}_{variation}.{suffix}"
+            suffix = "npy" if kind == "numpy.save" else "usdc"
+            out = work / f"groom_{kind}_{points}_{guides}_{variation}.{suffix}"
             row = measure(kind, work, out, points, guides, variation)
             rows[(kind, points, guides, variation)] = row
             notes = ""
-            if kind == "usd":
+            if kind != "numpy.save":
                 base = rows[("numpy.save", points, 0, 0.0)]
                 row["read_widths_s"] = read_widths_seconds(out)
                 notes = (f"x{row['seconds'] / base['seconds']:.1f} numpy.save time, "
@@ -232,21 +256,23 @@ def main() -> None:
                          + ", ".join(f"{k} {v:.2f}s" for k, v in row["phases"].items())
                          + f"; reading its widths {row['read_widths_s']:.3f}s")
             label = (f"write_groom {points} pts, guides={guides}"
-                     + (f", width var {variation}" if variation else "") if kind == "usd"
-                     else f"numpy.save {points} pts")
+                     + (f", width var {variation}" if variation else "")
+                     + (", compiled" if kind == "usd-compiled" else "")
+                     if kind != "numpy.save" else f"numpy.save {points} pts")
             print(f"{label:<48}{row['seconds']:>8.2f}{row['bytes'] / 1e6:>9.1f}"
                   f"{row['peak_extra'] / 1e6:>10.0f}   {notes}", flush=True)
-        def name(p: int, g: int, v: float) -> str:
-            return f"{p}_guides{g}" + (f"_widthvar{v}" if v else "")
+        def name(k: str, p: int, g: int, v: float) -> str:
+            return (f"{p}_guides{g}" + (f"_widthvar{v}" if v else "")
+                    + ("_compiled" if k == "usd-compiled" else ""))
 
-        ratios = {f"write_groom_{name(p, g, v)}_vs_numpy_save":
-                  rows[("usd", p, g, v)]["seconds"] / rows[("numpy.save", p, 0, 0.0)]["seconds"]
-                  for kind, p, g, v in cases if kind == "usd"}
-        ratios.update({f"peak_over_input_{name(p, g, v)}":
-                       rows[("usd", p, g, v)]["peak_extra"] / (input_mb * 1e6)
-                       for kind, p, g, v in cases if kind == "usd"})
+        ratios = {f"write_groom_{name(k, p, g, v)}_vs_numpy_save":
+                  rows[(k, p, g, v)]["seconds"] / rows[("numpy.save", p, 0, 0.0)]["seconds"]
+                  for k, p, g, v in cases if k != "numpy.save"}
+        ratios.update({f"peak_over_input_{name(k, p, g, v)}":
+                       rows[(k, p, g, v)]["peak_extra"] / (input_mb * 1e6)
+                       for k, p, g, v in cases if k != "numpy.save"})
         print("summary: " + ", ".join(f"{k} {v:.2f}" for k, v in {**alone, **ratios}.items()))
-        print(json.dumps({"alone": alone, **{f"{k}_{name(p, g, v)}": row
+        print(json.dumps({"alone": alone, **{f"{k}_{name(k, p, g, v)}": row
                                              for (k, p, g, v), row in rows.items()}}))
         if args.keep:
             args.keep.mkdir(parents=True, exist_ok=True)

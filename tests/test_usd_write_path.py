@@ -28,7 +28,8 @@ def _previous():
 
 def awkward_strands(count: int = 1300, points: int = 40, seed: int = 3) -> np.ndarray:
     """Curly strands plus the cases that take other branches: a zero-length strand, repeated
-    points, one segment spanning many knots, values far apart in magnitude."""
+    points, one segment spanning many knots, values far apart in magnitude, a strand that
+    passes its tip and comes back."""
     rng = np.random.default_rng(seed)
     t = np.linspace(0.0, 1.0, points)[None, :, None]
     phase = rng.uniform(0, 6.3, (count, 1, 1))
@@ -39,21 +40,35 @@ def awkward_strands(count: int = 1300, points: int = 40, seed: int = 3) -> np.nd
     strands[1, 5:9] = strands[1, 5]  # repeated points
     strands[2, 1:] += np.array([0.0, -5.0, 0.0])  # one long first segment
     strands[3] *= 1e-6
+    # Out past its tip and back: points project beyond the ends of the written segments.
+    strands[4] = 0.0
+    strands[4, :, 0] = np.sin(0.75 * np.pi * t[0, :, 0]) / np.sin(0.75 * np.pi)
+    strands[4, :, 1] = -0.1 * t[0, :, 0]
     return strands.astype(np.float32)
+
+
+def use_path(monkeypatch, path: str) -> None:
+    """Resample with numpy alone ("numpy"), numpy with torch's cumsum ("numpy+torch") or the
+    compiled loop ("compiled"), whatever earlier tests in this process loaded."""
+    monkeypatch.setattr(curves, "_kernel", None)
+    if path == "numpy":
+        monkeypatch.delitem(sys.modules, "torch", raising=False)
+    elif path == "numpy+torch":
+        import torch  # noqa: F401  (loaded: the cumsum goes through torch)
+    else:
+        assert curves.load_compiled_kernel()
+        assert curves._loaded_kernel() is not None
 
 
 @pytest.mark.parametrize("points, basis, deviation", [
     (32, "linear", True), (2, "linear", True), (5, "linear", False), (40, "linear", True),
     (61, "linear", True), (12, "bspline", True), (42, "bspline", True),
 ])
-@pytest.mark.parametrize("with_torch", [False, True])
-def test_resample_gives_the_previous_bits(monkeypatch, points, basis, deviation, with_torch):
+@pytest.mark.parametrize("path", ["numpy", "numpy+torch", "compiled"])
+def test_resample_gives_the_previous_bits(monkeypatch, points, basis, deviation, path):
     previous = _previous()
     strands = awkward_strands()
-    if with_torch:
-        import torch  # noqa: F401  (loaded: the cumsum goes through torch)
-    else:
-        monkeypatch.delitem(sys.modules, "torch", raising=False)
+    use_path(monkeypatch, path)
     expected = previous.resample_strands(strands, points, basis, deviation=deviation)
     for threads in (1, 3):
         got = curves.resample_strands(strands, points, basis, deviation=deviation,
@@ -61,7 +76,73 @@ def test_resample_gives_the_previous_bits(monkeypatch, points, basis, deviation,
         assert got.points.dtype == np.float32
         assert np.array_equal(got.points, expected.points)
         assert got.max_deviation == expected.max_deviation
-        assert got.mean_deviation == expected.mean_deviation
+        if path == "compiled" and basis == "linear":
+            # Summed strand by strand rather than numpy's pairwise order.
+            assert got.mean_deviation == pytest.approx(expected.mean_deviation, rel=1e-12)
+        else:
+            assert got.mean_deviation == expected.mean_deviation
+
+
+@pytest.mark.parametrize("path", ["numpy", "compiled"])
+def test_compiled_and_numpy_resampling_agree_on_any_input(monkeypatch, path):
+    """Float64 and non-contiguous input, more points out than in, the guide counts, and a
+    NaN point: one clear error on either path."""
+    strands = awkward_strands(600, 25, seed=8)
+    monkeypatch.setattr(curves, "_kernel", None)
+    expected = {points: curves.resample_strands(strands, points).points for points in (7, 40)}
+    many = curves.resample_many(strands, (8, 16, 25))
+    use_path(monkeypatch, path)
+    for points, want in expected.items():
+        got = curves.resample_strands(np.asfortranarray(strands.astype(np.float64)), points)
+        assert np.array_equal(got.points, want)
+    for want, got in zip(many, curves.resample_many(strands, (8, 16, 25)), strict=True):
+        assert np.array_equal(got, want)
+    broken = strands.copy()
+    broken[4, 3, 1] = np.nan
+    with pytest.raises(ValueError, match="finite"):
+        curves.resample_strands(broken, 9)
+
+
+def test_the_compiled_loop_falls_back_to_numpy_when_it_cannot_load(monkeypatch, caplog):
+    monkeypatch.setattr(curves, "_kernel", None)
+    monkeypatch.setitem(sys.modules, "tressel.usd.resample_kernel", None)  # import fails
+    assert curves.load_compiled_kernel() is False
+    assert "resampling with numpy" in caplog.text
+    assert curves._loaded_kernel() is None
+    strands = awkward_strands(50, 20)
+    assert curves.resample_strands(strands, 6).points.shape == (50, 6, 3)
+    caplog.clear()
+    assert curves.load_compiled_kernel() is False  # decided once: no second warning
+    assert caplog.text == ""
+
+
+def test_long_running_processes_load_the_compiled_loop_at_start(monkeypatch, tmp_path):
+    """The daemon's engine and a batch of several photos start loading it; a single photo
+    (like `tressel generate`) does not."""
+    from tressel.batch import runner
+    from tressel.daemon.engine import PipelineEngine
+
+    started = []
+    monkeypatch.setattr(curves, "load_compiled_kernel_in_background",
+                        lambda: started.append("load"))
+    PipelineEngine()
+    assert started == ["load"]
+    started.clear()
+    monkeypatch.setattr(runner, "_save", lambda *a: None)
+    monkeypatch.setattr(runner, "stale_temp_files", lambda outputs: [])
+
+    def run(count: int) -> None:
+        jobs = [runner.ItemJob(runner.BatchItem(i, tmp_path / f"{i}.png",
+                                                tmp_path / f"{i}.usdc", f"row {i}",
+                                                problem="not a photo")) for i in range(count)]
+        summary = runner.BatchSummary(str(tmp_path), "all", count, {}, "cpu", "")
+        runner.run_batch(jobs, None, summary, tmp_path / "summary.json")
+        assert [outcome.status for outcome in summary.outcomes] == [runner.FAILED] * count
+
+    run(1)
+    assert started == []
+    run(2)
+    assert started == ["load"]
 
 
 def test_resample_into_a_given_buffer_and_many_counts_at_once():

@@ -185,6 +185,11 @@ def run_batch(
                         for job in jobs]
     _save(summary, summary_file)
     total = len(jobs)
+    if total > 1:
+        from tressel.usd.curves import load_compiled_kernel_in_background
+
+        # Several grooms to write: the compiled resampling loop repays its half-second load.
+        load_compiled_kernel_in_background()
     stale = stale_temp_files([job.item.output for job in jobs])
     try:
         for index, (job, outcome) in enumerate(zip(jobs, summary.outcomes)):

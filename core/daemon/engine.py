@@ -101,6 +101,11 @@ class PipelineEngine:
         from tressel.cpu_threads import fixed_threads
 
         fixed_threads(threads)  # a bad --threads or $TRESSEL_THREADS fails at start, not per job
+        from tressel.usd.curves import load_compiled_kernel_in_background
+
+        # Every job's USD write resamples in the compiled loop; loading it (about half a
+        # second) happens once, in the background, while the daemon starts.
+        load_compiled_kernel_in_background()
         self.default_bundle = default_bundle
         self.threads = threads
         self._bundles: dict[str, Any] = {}  # bundle folder -> opened Bundle (manifest only)

@@ -2,11 +2,13 @@
 
 Everything here is vectorised over strands (a loop may run over points per strand, never over
 strands) and works in chunks so that 100,000 strands of 256 points stay within a few hundred
-megabytes of temporaries.
+megabytes of temporaries. Linear resampling also exists as one compiled loop
+(`resample_kernel`), used once a long-running process has loaded it (`load_compiled_kernel`).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import threading
@@ -14,6 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 # Strands per chunk: 512 strands x 256 points is a 0.5 MB float32 temporary per coordinate,
 # so the many passes of resampling run in the processor's cache.
@@ -27,6 +31,49 @@ TORCH_BLOCK = 16384
 WIDTH_LEVELS = 16
 
 BASES = ("linear", "bspline")
+
+# The compiled linear resampling loop (`tressel.usd.resample_kernel.linear_chunk`) once
+# `load_compiled_kernel` has loaded it, False when loading failed; None before.
+_kernel = None
+_kernel_lock = threading.Lock()
+
+
+def load_compiled_kernel() -> bool:
+    """Load the compiled resampling loop, so that linear resampling from here on runs in it
+    (same points, about 2.5x faster); True when it is in use.
+
+    Loading costs about half a second per process (1.5 s the first time on a machine, to
+    compile): more than it saves on one groom of a few thousand strands, so a one-shot
+    `tressel generate` stays on numpy, while the daemon and `tressel batch` load it in the
+    background at start (`load_compiled_kernel_in_background`). Failing to load (numba missing
+    or broken) is logged once and leaves numpy in use.
+    """
+    global _kernel
+    with _kernel_lock:
+        if _kernel is None:
+            try:
+                from tressel.usd.resample_kernel import linear_chunk, warm_up
+
+                warm_up()
+                _kernel = linear_chunk
+            except Exception as exc:  # noqa: BLE001  (any failure: numpy does the same work)
+                log.warning("the compiled resampling loop is unavailable (%s: %s); resampling "
+                            "with numpy", type(exc).__name__, exc)
+                _kernel = False
+    return bool(_kernel)
+
+
+def load_compiled_kernel_in_background() -> threading.Thread:
+    """`load_compiled_kernel` on a daemon thread; resampling uses numpy until it is done."""
+    thread = threading.Thread(target=load_compiled_kernel, name="tressel-resample-kernel",
+                              daemon=True)
+    thread.start()
+    return thread
+
+
+def _loaded_kernel():
+    """The compiled loop if loaded, else None (never loads it)."""
+    return _kernel or None
 
 
 @dataclass
@@ -145,7 +192,8 @@ def _knot_segments(params: np.ndarray, knots: int, work: _Workspace) -> np.ndarr
     position = work.position[:n]
     np.multiply(params, knots - 1, out=position)
     segment = work.segment[:n]
-    np.copyto(segment, position, casting="unsafe")  # truncation, as astype(int64)
+    with np.errstate(invalid="ignore"):  # NaN points: `_uniform_knots` says so, clearly
+        np.copyto(segment, position, casting="unsafe")  # truncation, as astype(int64)
     segment += work.rows[:n] * knots
     return segment
 
@@ -161,7 +209,10 @@ def _uniform_knots(params: np.ndarray, flat_segment: np.ndarray,
     """
     n, count = params.shape
     rows = np.arange(n)[:, None]
-    below = np.bincount(flat_segment.ravel(), minlength=n * knots)
+    try:
+        below = np.bincount(flat_segment.ravel(), minlength=n * knots)
+    except ValueError:  # a NaN or infinite point made a negative interval
+        raise ValueError("strand points must be finite numbers") from None
     below = np.cumsum(below.reshape(n, knots), axis=1)
     # First input point at or past knot j: the count of points in intervals before j.
     upper = np.empty((n, knots), dtype=np.int64)
@@ -302,7 +353,8 @@ def resample_strands(strands: np.ndarray, points: int, basis: str = "linear",
     `out` ([N,points,3] float32, C-contiguous) receives the points instead of a new array: the
     writer passes the buffer of the USD array itself, so the points are written once.
     Chunks of strands run on `threads` threads (default `compute_threads()`); the result does
-    not depend on the count.
+    not depend on the count. Linear resampling runs in the compiled loop once
+    `load_compiled_kernel` has loaded it (the same points and maximum deviation, bit for bit).
     """
     if basis not in BASES:
         raise ValueError(f"unknown curve basis {basis!r}: use one of {', '.join(BASES)}")
@@ -325,10 +377,19 @@ def resample_strands(strands: np.ndarray, points: int, basis: str = "linear",
         return Resampled(points=out, max_deviation=0.0, mean_deviation=0.0)
     if out is None:
         out = np.empty((n, points, 3), dtype=np.float32)
+    kernel = _loaded_kernel() if basis == "linear" else None
+    if kernel is not None:
+        even_params = np.linspace(0.0, 1.0, count)
+        targets = np.linspace(0.0, 1.0, knots_per_strand)
     local = threading.local()
 
     def one_chunk(start: int) -> tuple[float, float]:
         """Resample strands[start : start + CHUNK_STRANDS] into `out`; (worst, total) distance."""
+        if kernel is not None:
+            chunk = np.ascontiguousarray(strands[start : start + CHUNK_STRANDS], np.float32)
+            worst, total = kernel(chunk, knots_per_strand, even_params, targets,
+                                  out[start : start + len(chunk)], deviation)
+            return float(worst), float(total)
         work = getattr(local, "work", None)
         if work is None:
             work = local.work = _Workspace(min(CHUNK_STRANDS, n), count, knots_per_strand)
@@ -377,16 +438,28 @@ def resample_many(strands: np.ndarray, counts: tuple[int, ...],
     """Linear resamplings of strands [N,V,3] to each of `counts` points, without deviations.
 
     The same points, bit for bit, as `resample_strands(strands, c, deviation=False).points`
-    for each c, from one arc-length pass: guides need strands at 8 and 16 points, and that
-    pass is half the cost of each.
+    for each c, from one arc-length pass (with numpy; the compiled loop, when loaded, redoes
+    that pass per count, which costs it less than sharing would): guides need strands at 8 and
+    16 points, and that pass is half the cost of each.
     """
     n, count, _ = strands.shape
     if any(c < 2 for c in counts):
         raise ValueError(f"resampling needs at least 2 points per strand, got {counts}")
     outs = [np.empty((n, c, 3), dtype=np.float32) for c in counts]
+    kernel = _loaded_kernel()
     local = threading.local()
 
     def one_chunk(start: int) -> None:
+        if kernel is not None:
+            chunk = np.ascontiguousarray(strands[start : start + CHUNK_STRANDS], np.float32)
+            even_params = np.linspace(0.0, 1.0, count)
+            for knots, out in zip(counts, outs, strict=True):
+                if knots == count:
+                    out[start : start + len(chunk)] = chunk
+                else:
+                    kernel(chunk, knots, even_params, np.linspace(0.0, 1.0, knots),
+                           out[start : start + len(chunk)], False)
+            return
         work = getattr(local, "work", None)
         if work is None:
             work = local.work = _Workspace(min(CHUNK_STRANDS, n), count, max(counts))
