@@ -56,6 +56,13 @@ def portrait_file(name: str) -> Path | None:
     raise ValueError(f"unknown portrait {name!r}")
 
 
+def _mean_of_numbers(values: list[float]) -> float:
+    """Mean of the values that are numbers, rounded; NaN when none is (a measure with nothing
+    to measure on every seed, such as how far tips hang below roots on a short groom)."""
+    numbers = [v for v in values if not np.isnan(v)]
+    return round(float(np.mean(numbers)), 3) if numbers else float("nan")
+
+
 def available_portraits() -> dict[str, Path]:
     out = {}
     for name in PORTRAITS:
@@ -93,7 +100,7 @@ def evaluate_portraits(bundle, seeds: tuple[int, ...] = (0, 1), max_strands: int
             if progress is not None:
                 progress("portraits", done, total)
         numeric = [k for k, v in per_seed[0].items() if isinstance(v, float)]
-        mean = {k: round(float(np.nanmean([r[k] for r in per_seed])), 3) for k in numeric}
+        mean = {k: _mean_of_numbers([r[k] for r in per_seed]) for k in numeric}
         rows[name] = {"description": DESCRIPTIONS[name], "seeds": list(seeds),
                       "per_seed": per_seed, "mean": mean}
         if reading is not None:
