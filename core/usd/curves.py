@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -51,11 +52,14 @@ def load_compiled_kernel() -> bool:
     global _kernel
     with _kernel_lock:
         if _kernel is None:
+            start = time.perf_counter()
             try:
                 from tressel.usd.resample_kernel import linear_chunk, warm_up
 
                 warm_up()
                 _kernel = linear_chunk
+                log.info("resampling: compiled loop loaded in %.2f s",
+                         time.perf_counter() - start)
             except Exception as exc:  # noqa: BLE001  (any failure: numpy does the same work)
                 log.warning("the compiled resampling loop is unavailable (%s: %s); resampling "
                             "with numpy", type(exc).__name__, exc)
