@@ -133,4 +133,5 @@ def test_every_core_import_is_declared():
             missing.append(f"{module} (from {', '.join(sorted(distributions))}) imported by "
                            f"{', '.join(sorted(files))}")
     assert not missing, ("the core imports libraries that setup.py does not install: "
-                         + "; ".join(missing))
+                         + "; ".join(missing) + " (this reads the installed metadata: after "
+                         "editing setup.py, run pip install -e . again)")
