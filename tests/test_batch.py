@@ -286,3 +286,44 @@ def test_stopped_and_killed_batches_resume_where_they_stopped(bundle, tmp_path):
     assert "done" in outcome.values() and set(outcome.values()) <= {"skipped", "done"}
     assert sorted(p.name for p in out.glob("p*.usdc")) == [f"p{i}.usdc" for i in range(5)]
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
+
+
+def test_alembic_without_its_package_is_refused_before_any_photo_is_converted(
+        bundle, tmp_path, batch, monkeypatch, capsys):
+    """`--alembic` needs alembic3d: generate stops before loading the model, a batch fails each
+    item that asks for it without converting it, and the daemon refuses an `abc` job at
+    submission, instead of each finding out after the groom is made."""
+    import importlib.util
+
+    import tressel.commands.generate as generate_command
+    from pydantic import ValidationError
+    from tressel.cli import main
+    from tressel.daemon.schemas import JobRequest
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "alembic3d" else real_find_spec(name, *a))
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("a photo was converted")
+
+    monkeypatch.setattr(generate_command, "generate_one", no_work)
+    monkeypatch.setattr("tressel.pipeline.run_generate", no_work)
+    shots = photos(tmp_path / "shots", 2)
+    capsys.readouterr()
+    code = main(["generate", str(shots / "p0.png"), "-o", str(tmp_path / "one" / "g.usdc"),
+                 "--model", str(bundle.path), "--alembic"])
+    assert code == 1
+    assert "pip install 'tressel[alembic]'" in capsys.readouterr().err
+    assert not (tmp_path / "one").exists()
+
+    out = tmp_path / "grooms"
+    ran = batch(str(shots), "-o", str(out), "--model", str(bundle.path), "--progress", "none",
+                "--alembic", *FAST)
+    assert ran.code == 1
+    assert statuses(summary(out)) == {1: "failed", 2: "failed"}
+    assert all("tressel[alembic]" in o["reason"] for o in summary(out)["outcomes"])
+
+    with pytest.raises(ValidationError, match=r"tressel\[alembic\]"):
+        JobRequest(format="abc")
+    assert JobRequest(format="usdc").format == "usdc"

@@ -119,6 +119,7 @@ def resolve_jobs(items: list[Any], args: argparse.Namespace) -> list[Any]:
     """Each item's GenerateParams and output options: the command line, then its manifest
     row. A row that cannot be parsed fails alone; an unknown column stops the batch at once."""
     from tressel.batch.runner import ItemJob
+    from tressel.export.alembic import require_alembic
     from tressel.outputs import OutputOptions
     from tressel.usd.writer import WriteOptions
 
@@ -142,6 +143,8 @@ def resolve_jobs(items: list[Any], args: argparse.Namespace) -> list[Any]:
                 job.options = OutputOptions(write=write_options(merged), npz=merged.npz,
                                             alembic=merged.alembic)
                 WriteOptions(**job.options.write).check()
+                if merged.alembic:
+                    require_alembic()  # before the photo is converted, not after
             except ConfigError as exc:
                 item.problem = str(exc)
         jobs.append(job)

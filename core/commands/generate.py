@@ -115,6 +115,10 @@ def run(args: argparse.Namespace) -> int:
     for folder in dict.fromkeys(g.parent for g in grooms):
         check_output_folder(folder)
     values = generate_values(args)
+    if args.alembic:
+        from tressel.export.alembic import require_alembic
+
+        require_alembic()
     bundle = default_bundle(args.model)
 
     from tressel.pipeline import GenerateParams

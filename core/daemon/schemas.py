@@ -37,6 +37,15 @@ class JobRequest(BaseModel):
     def _check_write_options(cls, value: dict[str, Any]) -> dict[str, Any]:
         return _as_value_error(check_write_options, value, known_only=True)
 
+    @field_validator("format")
+    @classmethod
+    def _check_format(cls, value: str) -> str:
+        if value == "abc":  # refused now rather than failing after the groom is made
+            from tressel.export.alembic import require_alembic
+
+            _as_value_error(require_alembic)
+        return value
+
     @field_validator("bundle")
     @classmethod
     def _check_bundle(cls, value: str | None) -> str | None:

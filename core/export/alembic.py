@@ -85,13 +85,25 @@ def alembic_options(write_options: dict) -> dict:
     return {key: value for key, value in write_options.items() if key in names}
 
 
+ALEMBIC_MISSING = ("writing Alembic needs the alembic3d package: pip install "
+                   "'tressel[alembic]' (or pip install alembic3d)")
+
+
+def require_alembic() -> None:
+    """Raise the ConfigError `_import_alembic` would, without importing anything: the command
+    line checks `--alembic` before it loads the model, not after the groom is made."""
+    import importlib.util
+
+    if any(importlib.util.find_spec(name) is None for name in ("alembic3d", "imath")):
+        raise ConfigError(ALEMBIC_MISSING)
+
+
 def _import_alembic():
     try:
         import imath
         from alembic3d import Abc, AbcGeom
     except ImportError:
-        raise ConfigError("writing Alembic needs the alembic3d package: pip install "
-                          "'tressel[alembic]' (or pip install alembic3d)") from None
+        raise ConfigError(ALEMBIC_MISSING) from None
     return Abc, AbcGeom, imath
 
 
