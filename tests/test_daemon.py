@@ -41,7 +41,7 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_whole_job_cycle(client, bundle, tmp_path):
+def test_whole_job_cycle(daemon, client, bundle, tmp_path):
     from tressel.usd import read_groom
 
     image = write_png(tmp_path / "portrait.png", seed=1)
@@ -77,6 +77,9 @@ def test_whole_job_cycle(client, bundle, tmp_path):
     assert models["tiny-random"]["loaded"] and models["tiny-random"]["default"]
     assert client.unload_model("tiny-random")["loaded"] is False
     assert client.load_model("tiny-random")["loaded"] is True
+    # After its first layer the daemon loads the compiled resampling loop, in the background.
+    wait_for(lambda: "resampling: compiled loop loaded" in daemon.log_path.read_text(
+        errors="replace"), timeout=120, interval=0.2)
 
 
 def test_identical_request_is_answered_from_the_cache(client, tmp_path):

@@ -185,11 +185,6 @@ def run_batch(
                         for job in jobs]
     _save(summary, summary_file)
     total = len(jobs)
-    if total > 1:
-        from tressel.usd.curves import load_compiled_kernel_in_background
-
-        # Several grooms to write: the compiled resampling loop repays its half-second load.
-        load_compiled_kernel_in_background()
     stale = stale_temp_files([job.item.output for job in jobs])
     try:
         for index, (job, outcome) in enumerate(zip(jobs, summary.outcomes)):
@@ -213,6 +208,12 @@ def run_batch(
                                               progress=progress, cancel=cancel)
                     write_job_outputs(result, job.item.output, job.options, request)
                     outcome.status, outcome.strands = DONE, result.hair.num_strands
+                    if index + 1 < total:
+                        from tressel.usd.curves import load_compiled_kernel_in_background
+
+                        # More grooms to write: the compiled resampling loop repays its
+                        # half-second load (once; it waited for this first groom).
+                        load_compiled_kernel_in_background()
             except (Cancelled, KeyboardInterrupt):
                 raise
             except Exception as exc:

@@ -101,11 +101,6 @@ class PipelineEngine:
         from tressel.cpu_threads import fixed_threads
 
         fixed_threads(threads)  # a bad --threads or $TRESSEL_THREADS fails at start, not per job
-        from tressel.usd.curves import load_compiled_kernel_in_background
-
-        # Every job's USD write resamples in the compiled loop; loading it (about half a
-        # second) happens once, in the background, while the daemon starts.
-        load_compiled_kernel_in_background()
         self.default_bundle = default_bundle
         self.threads = threads
         self._bundles: dict[str, Any] = {}  # bundle folder -> opened Bundle (manifest only)
@@ -318,6 +313,11 @@ class PipelineEngine:
         log.info("job %s: %s layer written in %.2fs", job.job_id, job.format,
                  time.perf_counter() - written)
         progress("write", 1, 1)
+        from tressel.usd.curves import load_compiled_kernel_in_background
+
+        # Later jobs resample in the compiled loop; loading it (about half a second, once)
+        # waits until the first layer is out, so neither the start nor that job pays for it.
+        load_compiled_kernel_in_background()
 
     @contextmanager
     def _cpu_threads(self, job: EngineJob) -> Iterator[None]:

@@ -37,6 +37,7 @@ BASES = ("linear", "bspline")
 # `load_compiled_kernel` has loaded it, False when loading failed; None before.
 _kernel = None
 _kernel_lock = threading.Lock()
+_kernel_requested = False  # `load_compiled_kernel_in_background` has started its thread
 
 
 def load_compiled_kernel() -> bool:
@@ -46,8 +47,8 @@ def load_compiled_kernel() -> bool:
     Loading costs about half a second per process (1.5 s the first time on a machine, to
     compile): more than it saves on one groom of a few thousand strands, so a one-shot
     `tressel generate` stays on numpy, while the daemon and `tressel batch` load it in the
-    background at start (`load_compiled_kernel_in_background`). Failing to load (numba missing
-    or broken) is logged once and leaves numpy in use.
+    background once their first groom is written (`load_compiled_kernel_in_background`).
+    Failing to load (numba missing or broken) is logged once and leaves numpy in use.
     """
     global _kernel
     with _kernel_lock:
@@ -67,8 +68,19 @@ def load_compiled_kernel() -> bool:
     return bool(_kernel)
 
 
-def load_compiled_kernel_in_background() -> threading.Thread:
-    """`load_compiled_kernel` on a daemon thread; resampling uses numpy until it is done."""
+def load_compiled_kernel_in_background() -> threading.Thread | None:
+    """`load_compiled_kernel` on a daemon thread, the first time it is called in a process
+    (later calls return None); resampling uses numpy until it is done.
+
+    Long-running processes call it after their first groom: at start it would compete with
+    the imports for the interpreter (a daemon answered 0.5-1 s later), and the first groom
+    would not wait for it anyway.
+    """
+    global _kernel_requested
+    with _kernel_lock:
+        if _kernel_requested:
+            return None
+        _kernel_requested = True
     thread = threading.Thread(target=load_compiled_kernel, name="tressel-resample-kernel",
                               daemon=True)
     thread.start()
