@@ -107,26 +107,15 @@ def _running_client(state_dir: Path):  # -> Client | None
 DAEMON_MODULES = {"fastapi": "fastapi", "uvicorn": "uvicorn", "multipart": "python-multipart"}
 
 
-def require_daemon_extra() -> None:
-    """Raise a ConfigError naming the missing packages when the `daemon` extra is not
-    installed, instead of a traceback from deep inside the server's imports."""
-    import importlib.util
-
-    from tressel.errors import ConfigError
-
-    missing = [package for module, package in DAEMON_MODULES.items()
-               if importlib.util.find_spec(module) is None]
-    if missing:
-        raise ConfigError(f"the daemon needs {', '.join(missing)}, not installed here: "
-                          "pip install 'tressel[daemon]' (the hosts and `tressel submit` "
-                          "talk to it; `tressel generate` and `tressel batch` do not need it)")
-
-
 def run_start(args: argparse.Namespace) -> int:
     from tressel.cpu_threads import fixed_threads
 
     fixed_threads(args.threads)  # a bad --threads or $TRESSEL_THREADS: say so before starting
-    require_daemon_extra()  # before detaching: the user sees it here, not in a log
+    from tressel.extras import require_extra
+
+    # Before detaching: the user sees it here, not in a log.
+    require_extra("daemon", DAEMON_MODULES, "the daemon", note=" (the hosts and `tressel "
+                  "submit` talk to it; `tressel generate` and `tressel batch` do not need it)")
     state_dir = _state_dir(args)
     running = _running_client(state_dir)
     if running is not None:

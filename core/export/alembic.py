@@ -85,17 +85,13 @@ def alembic_options(write_options: dict) -> dict:
     return {key: value for key, value in write_options.items() if key in names}
 
 
-ALEMBIC_MISSING = ("writing Alembic needs the alembic3d package: pip install "
-                   "'tressel[alembic]' (or pip install alembic3d)")
-
-
 def require_alembic() -> None:
-    """Raise the ConfigError `_import_alembic` would, without importing anything: the command
-    line checks `--alembic` before it loads the model, not after the groom is made."""
-    import importlib.util
+    """Raise a ConfigError saying what to install when alembic3d is missing, without importing
+    it: commands check `--alembic` before they load the model, not after the groom is made."""
+    from tressel.extras import require_extra
 
-    if any(importlib.util.find_spec(name) is None for name in ("alembic3d", "imath")):
-        raise ConfigError(ALEMBIC_MISSING)
+    require_extra("alembic", {"alembic3d": "alembic3d", "imath": "alembic3d"},
+                  "writing Alembic")
 
 
 def _import_alembic():
@@ -103,7 +99,8 @@ def _import_alembic():
         import imath
         from alembic3d import Abc, AbcGeom
     except ImportError:
-        raise ConfigError(ALEMBIC_MISSING) from None
+        require_alembic()  # names the package when it is missing, else the error stands
+        raise
     return Abc, AbcGeom, imath
 
 

