@@ -182,22 +182,50 @@ def load_segmenter() -> PersonSegmenter:
 # the window
 
 
+def _placement(mesh: np.ndarray, size: int, faces: float) -> tuple[float, float, np.ndarray]:
+    """(angle, scale, eyes) of a window on `mesh`: the eye line's angle, photo-to-window scale
+    (the face `size / faces` high) and the eyes' midpoint in photo pixels."""
+    import numpy as np
+
+    right, left = mesh[RIGHT_IRIS, :2], mesh[LEFT_IRIS, :2]
+    face_height = float(np.linalg.norm(mesh[FOREHEAD] - mesh[CHIN]))
+    if face_height < 1:
+        raise ValueError("degenerate face mesh")
+    angle = math.atan2(left[1] - right[1], left[0] - right[0])
+    return angle, size / (faces * face_height), (right + left) / 2
+
+
+def _affine(angle: float, scale: float, eyes: np.ndarray, size: int) -> np.ndarray:
+    """The 2x3 affine turning by -angle and scaling about `eyes`, which land centred at
+    `EYE_ROW` from the top of a `size`-pixel window."""
+    import numpy as np
+
+    cos, sin = math.cos(-angle) * scale, math.sin(-angle) * scale
+    linear = np.array([[cos, -sin], [sin, cos]])
+    offset = np.array([size / 2, EYE_ROW * size]) - linear @ eyes
+    return np.hstack([linear, offset[:, None]])
+
+
+def window_transform(mesh: np.ndarray, size: int = WINDOW_SIZE,
+                     faces: float = WINDOW_FACES) -> np.ndarray:
+    """The 2x3 affine from photo pixels to `face_window`'s window: eyes level, their midpoint
+    centred at `EYE_ROW`, the face `size / faces` high."""
+    import numpy as np
+
+    angle, scale, eyes = _placement(np.asarray(mesh, np.float64), size, faces)
+    return _affine(angle, scale, eyes, size)
+
+
 def face_window(frame: np.ndarray, mesh: np.ndarray, size: int = WINDOW_SIZE,
                 faces: float = WINDOW_FACES) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(window uint8 [size, size, 3], mesh [478, 3] in window pixels, in_photo bool [size,
-    size]): the photo turned so the eyes are level (at `EYE_ROW`, centred), scaled so the face
-    is `size / faces` high, black outside the photo (`in_photo` False there)."""
+    size]): the photo through `window_transform`, black outside the photo (`in_photo` False
+    there)."""
     import cv2
     import numpy as np
 
     mesh = np.asarray(mesh, np.float64)
-    right, left = mesh[RIGHT_IRIS, :2], mesh[LEFT_IRIS, :2]
-    eyes = (right + left) / 2
-    face_height = float(np.linalg.norm(mesh[FOREHEAD] - mesh[CHIN]))
-    if face_height < 1:
-        raise ValueError("degenerate face mesh")
-    scale = size / (faces * face_height)
-    angle = math.atan2(left[1] - right[1], left[0] - right[0])
+    angle, scale, eyes = _placement(mesh, size, faces)
     source = frame
     if scale < 0.5:  # shrink with an area filter first: bilinear warping would alias
         pre = max(scale * 2, 1e-3)
@@ -207,16 +235,13 @@ def face_window(frame: np.ndarray, mesh: np.ndarray, size: int = WINDOW_SIZE,
         mesh[:, 2] *= source.shape[1] / frame.shape[1]
         eyes = (mesh[RIGHT_IRIS, :2] + mesh[LEFT_IRIS, :2]) / 2
         scale /= source.shape[1] / frame.shape[1]
-    cos, sin = math.cos(-angle) * scale, math.sin(-angle) * scale
-    linear = np.array([[cos, -sin], [sin, cos]])
-    offset = np.array([size / 2, EYE_ROW * size]) - linear @ eyes
-    matrix = np.hstack([linear, offset[:, None]])
+    matrix = _affine(angle, scale, eyes, size)
     window = cv2.warpAffine(np.ascontiguousarray(source), matrix, (size, size),
                             flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
     in_photo = cv2.warpAffine(np.full(source.shape[:2], 255, np.uint8), matrix, (size, size),
                               flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT) > 0
     points = np.empty_like(mesh)
-    points[:, :2] = mesh[:, :2] @ linear.T + offset
+    points[:, :2] = mesh[:, :2] @ matrix[:, :2].T + matrix[:, 2]
     points[:, 2] = mesh[:, 2] * scale
     return window, points, in_photo
 
@@ -481,24 +506,21 @@ def hair_texture(frame: np.ndarray, mesh: np.ndarray, hair: np.ndarray) -> float
     import numpy as np
 
     points = np.asarray(mesh, np.float64)
-    face_height_px = float(np.linalg.norm(points[FOREHEAD] - points[CHIN]))
     pupils_px = float(np.linalg.norm(points[LEFT_IRIS] - points[RIGHT_IRIS]))
-    if face_height_px <= 0 or pupils_px <= 0:
+    if pupils_px <= 0:
         return None
     source_cm_per_px = PUPIL_DISTANCE_CM / pupils_px
     if source_cm_per_px > TEXTURE_MAX_SOURCE_CM:
         return None
-    face_height_cm = face_height_px * source_cm_per_px
     texture, _, _ = face_window(frame, mesh, TEXTURE_SIZE, TEXTURE_FACES)
-    # Both windows are the photo turned the same way about the eyes: one scales to the other.
-    k = (TEXTURE_SIZE / TEXTURE_FACES) / (WINDOW_SIZE / WINDOW_FACES)
-    eyes_main = np.array([WINDOW_SIZE / 2, EYE_ROW * WINDOW_SIZE])
-    eyes_texture = np.array([TEXTURE_SIZE / 2, EYE_ROW * TEXTURE_SIZE])
-    matrix = np.array([[k, 0, eyes_texture[0] - k * eyes_main[0]],
-                       [0, k, eyes_texture[1] - k * eyes_main[1]]])
+    # The hair mask follows from the analysis window to the texture window through the photo.
+    to_texture = window_transform(points, TEXTURE_SIZE, TEXTURE_FACES)
+    from_main = cv2.invertAffineTransform(window_transform(points))
+    matrix = to_texture[:, :2] @ from_main
+    matrix[:, 2] += to_texture[:, 2]
     hair_fine = cv2.warpAffine(hair.astype(np.uint8), matrix, (TEXTURE_SIZE, TEXTURE_SIZE),
                                flags=cv2.INTER_NEAREST) > 0
-    cm_per_px = face_height_cm / (TEXTURE_SIZE / TEXTURE_FACES)
+    cm_per_px = source_cm_per_px / float(np.hypot(to_texture[0, 0], to_texture[1, 0]))
     gray = cv2.cvtColor(texture, cv2.COLOR_RGB2GRAY)
     return strand_coherence(gray, hair_fine, TEXTURE_SCALE_CM / cm_per_px)
 
