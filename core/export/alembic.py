@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 from tressel import __version__
 from tressel.errors import ConfigError
+from tressel.params import WRITE_CHECKS
 from tressel.result import HairResult
 
 log = logging.getLogger(__name__)
@@ -60,8 +61,7 @@ class AlembicOptions:
             raise ConfigError(f"guide_method={self.guide_method!r}: use clusters or spread")
         if not (self.root_width > 0 and self.tip_width > 0):
             raise ConfigError("strand widths must be positive")
-        if not 0.0 <= self.width_variation <= 0.95:
-            raise ConfigError(f"width_variation={self.width_variation}: use a value in [0, 0.95]")
+        WRITE_CHECKS["width_variation"](self.width_variation)
 
 
 @dataclass

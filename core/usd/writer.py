@@ -30,6 +30,7 @@ from pxr import Gf, Kind, Sdf, Usd, UsdGeom, UsdShade, Vt
 from tressel import __version__
 from tressel.errors import ConfigError
 from tressel.geometry.guides import GUIDES_PER_STRAND, pick_guides, reconstruction_error
+from tressel.params import WRITE_CHECKS
 from tressel.result import HairResult
 from tressel.usd import curves as curve_ops
 from tressel.usd.material import author_hair_material, preview_color
@@ -92,9 +93,7 @@ class WriteOptions:
             raise ConfigError("lod_selection='guides' needs guides: set guides > 0")
         if not (self.root_width > 0 and self.tip_width > 0):
             raise ConfigError("strand widths must be positive")
-        if not 0.0 <= self.width_variation <= 0.95:
-            raise ConfigError(f"width_variation={self.width_variation}: use a value in [0, 0.95] "
-                              "(0.1: strands up to 10 % thinner or thicker)")
+        WRITE_CHECKS["width_variation"](self.width_variation)
         if not Sdf.Path.IsValidIdentifier(self.groom_name):
             raise ConfigError(f"groom_name {self.groom_name!r} is not a valid USD prim name")
 
