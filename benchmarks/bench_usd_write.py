@@ -103,7 +103,7 @@ def _child(kind: str, input_dir: str, output: str, points: int, guides: int, var
     if kind == "usd-compiled":
         from tressel.usd.curves import load_compiled_kernel
 
-        load_compiled_kernel()  # as the daemon and batch runs do at start, untimed
+        load_compiled_kernel()  # loaded, as the daemon and batch runs have it after a groom
     before = _status_bytes("VmRSS")
     _reset_peak_rss()
     start = time.perf_counter()

@@ -455,25 +455,27 @@ def resample_many(strands: np.ndarray, counts: tuple[int, ...],
 
     The same points, bit for bit, as `resample_strands(strands, c, deviation=False).points`
     for each c, from one arc-length pass (with numpy; the compiled loop, when loaded, redoes
-    that pass per count, which costs it less than sharing would): guides need strands at 8 and
-    16 points, and that pass is half the cost of each.
+    that pass per count): guides need strands at 8 and 16 points, and that pass is half the
+    cost of each.
     """
     n, count, _ = strands.shape
     if any(c < 2 for c in counts):
         raise ValueError(f"resampling needs at least 2 points per strand, got {counts}")
     outs = [np.empty((n, c, 3), dtype=np.float32) for c in counts]
     kernel = _loaded_kernel()
+    if kernel is not None:
+        even_params = np.linspace(0.0, 1.0, count)
+        targets = [np.linspace(0.0, 1.0, knots) for knots in counts]
     local = threading.local()
 
     def one_chunk(start: int) -> None:
         if kernel is not None:
             chunk = np.ascontiguousarray(strands[start : start + CHUNK_STRANDS], np.float32)
-            even_params = np.linspace(0.0, 1.0, count)
-            for knots, out in zip(counts, outs, strict=True):
+            for knots, out, knot_targets in zip(counts, outs, targets, strict=True):
                 if knots == count:
                     out[start : start + len(chunk)] = chunk
                 else:
-                    kernel(chunk, knots, even_params, np.linspace(0.0, 1.0, knots),
+                    kernel(chunk, knots, even_params, knot_targets,
                            out[start : start + len(chunk)], False)
             return
         work = getattr(local, "work", None)

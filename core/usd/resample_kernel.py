@@ -11,7 +11,7 @@ differences). `tests/test_usd_write_path.py` holds the two to that.
 Compiling takes about a second and a half the first time; numba caches the machine code beside
 this file (or in the user's cache folder when that is read-only), after which loading it takes
 about half a second per process. That is why `curves.load_compiled_kernel` loads it only where
-it pays: in the daemon and `tressel batch`, in the background at start.
+it pays: in the daemon and `tressel batch`, in the background after their first groom.
 """
 
 from __future__ import annotations
