@@ -157,16 +157,15 @@ def cgroup_cpu_limit(read: ReadText | None = None) -> float | None:
         if len(parts) != 3:
             continue
         _, controllers, path = parts
-        if controllers == "":  # cgroup v2: one hierarchy, cpu.max = "QUOTA PERIOD" or "max ..."
-            roots, files = ["/sys/fs/cgroup"], ("cpu.max",)
+        if controllers == "":  # cgroup v2: one hierarchy
+            roots, quota = ["/sys/fs/cgroup"], _v2_quota
         elif "cpu" in controllers.split(","):  # v1: the cpu controller's own mount
-            roots = ["/sys/fs/cgroup/cpu,cpuacct", "/sys/fs/cgroup/cpu"]
-            files = ("cpu.cfs_quota_us", "cpu.cfs_period_us")
+            roots, quota = ["/sys/fs/cgroup/cpu,cpuacct", "/sys/fs/cgroup/cpu"], _v1_quota
         else:
             continue
         for root in roots:
             for folder in _ancestors(path):
-                limit = _quota(read, f"{root}{folder}", files)
+                limit = quota(read, f"{root}{folder}")
                 if limit is not None:
                     limits.append(limit)
     return min(limits) if limits else None
@@ -178,21 +177,25 @@ def _ancestors(path: str) -> list[str]:
     return ["/" + "/".join(parts[:i]) if i else "" for i in range(len(parts), -1, -1)]
 
 
-def _quota(read: ReadText, folder: str, files: tuple[str, ...]) -> float | None:
+def _v2_quota(read: ReadText, folder: str) -> float | None:
+    """cgroup v2 `cpu.max`: "QUOTA PERIOD", or "max PERIOD" without a quota."""
+    text = read(f"{folder}/cpu.max")
+    fields = (text or "").split()
+    return _cpus(fields[0], fields[1]) if len(fields) >= 2 else None
+
+
+def _v1_quota(read: ReadText, folder: str) -> float | None:
+    """cgroup v1 `cpu.cfs_quota_us` (-1 without a quota) over `cpu.cfs_period_us`."""
+    quota, period = read(f"{folder}/cpu.cfs_quota_us"), read(f"{folder}/cpu.cfs_period_us")
+    return None if quota is None or period is None else _cpus(quota.strip(), period.strip())
+
+
+def _cpus(quota: str, period: str) -> float | None:
+    """CPUs a quota allows over its period, or None for none ("max", negative) or garbage."""
     try:
-        if len(files) == 1:
-            text = read(f"{folder}/{files[0]}")
-            if text is None:
-                return None
-            quota, period = text.split()[:2]
-        else:
-            quota_text, period_text = (read(f"{folder}/{name}") for name in files)
-            if quota_text is None or period_text is None:
-                return None
-            quota, period = quota_text.strip(), period_text.strip()
-        if quota == "max" or int(quota) < 0:  # no quota ("max" in v2, -1 in v1)
+        if quota == "max" or int(quota) < 0 or int(period) <= 0:
             return None
-        return int(quota) / int(period) if int(period) > 0 else None
+        return int(quota) / int(period)
     except ValueError:
         return None
 

@@ -57,9 +57,7 @@ REAL_CGROUP_CPU_LIMIT = cpu_threads_module.cgroup_cpu_limit
 @pytest.fixture(autouse=True)
 def no_container_quota(monkeypatch):
     """The counts below assume no CPU quota; the machine running the tests may have one."""
-    from tressel import cpu_threads
-
-    monkeypatch.setattr(cpu_threads, "cgroup_cpu_limit", lambda read=None: None)
+    monkeypatch.setattr(cpu_threads_module, "cgroup_cpu_limit", lambda read=None: None)
 
 
 def test_proc_stat_parsing_counts_busy_and_free_time_per_core():
